@@ -1,0 +1,155 @@
+"""A study's analysis: tuned-setting selection, per-arm estimates, paired tests, the answer."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ponder.analysis.stats import Comparison, Estimate, estimate, holm, paired, wilcoxon_floor
+from ponder.errors import PonderError
+from ponder.store import Store
+from ponder.study.spec import METRICS
+
+__all__ = ["Analysis", "analyze", "ArmResult", "CHANCE_MARGIN", "ALPHA"]
+
+ALPHA = 0.05
+CHANCE_MARGIN = 0.05  # a run "did not train" when its final test accuracy <= chance + 5 points
+
+
+@dataclass
+class ArmResult:
+    """One arm at its tuned setting."""
+
+    arm: str
+    levels: dict[str, Any]
+    tuned: dict[str, Any]
+    test: Estimate
+    train: Estimate
+    n_runs: int
+    n_diverged: int
+    n_chance: int
+    rank: int = 0
+
+
+@dataclass
+class Analysis:
+    """Everything a report shows, computed from the store."""
+
+    study: dict[str, Any]
+    metric: str
+    arms: list[ArmResult]
+    comparisons: list[Comparison]
+    reference: str
+    answer: str
+    warnings: list[str]
+    curves: pd.DataFrame  # arm, epoch, split, mean, lo, hi
+    finals: pd.DataFrame  # one row per run at the chosen setting
+    pending: int
+    layers: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _final_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    last = epochs.sort_values("epoch").groupby("run_id").tail(1).set_index("run_id")
+    df = runs.set_index("run_id").join(last, how="inner")
+    return df.reset_index()
+
+
+def _select(final: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per arm, keep the tuned setting with the best mean validation metric over seeds."""
+    col = "val_acc" if metric == "accuracy" else "val_loss"
+    sign = 1.0 if METRICS[metric] == "max" else -1.0
+    score = final.assign(_s=sign * final[col].astype(float)).fillna({"_s": -math.inf})
+    best = score.groupby(["arm", "tuned_json"])["_s"].mean().reset_index()
+    best = best.sort_values("_s", ascending=False, kind="stable").groupby("arm").head(1)
+    keep = set(zip(best["arm"], best["tuned_json"]))
+    return final[[(a, t) in keep for a, t in zip(final["arm"], final["tuned_json"])]].copy()
+
+
+def _curves(chosen: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    e = epochs.merge(chosen[["run_id", "arm"]], on="run_id")
+    rows = []
+    for (arm, ep), g in e.groupby(["arm", "epoch"]):
+        for split in ("train", "val", "test"):
+            est = estimate(g[f"{split}_acc"].to_numpy())
+            rows.append({"arm": arm, "epoch": int(ep), "split": split, "mean": est.mean, "lo": est.lo, "hi": est.hi})
+    return pd.DataFrame(rows, columns=["arm", "epoch", "split", "mean", "lo", "hi"])
+
+
+def analyze(store: Store, name: str) -> Analysis:
+    """Analyze study ``name`` from the store.
+
+    Raises:
+        NotFound: the study is not in the store.
+        PonderError: no run of the study has finished yet.
+    """
+    study = store.study(name)
+    spec = study["spec"]
+    metric = spec["metrics"][0]
+    runs = store.runs(name)
+    pending = int((runs["status"] == "pending").sum())
+    done = runs[runs["status"].isin(["ok", "diverged"])]
+    if done.empty:
+        raise PonderError(f"study {name!r} has no finished runs in store {store.path!r}; run it first (ponder run {name})")
+    epochs = store.epochs(name)
+    final = _final_rows(done, epochs)
+    chosen = _select(final, metric)
+    n_classes = _n_classes(chosen)
+    chance = 1.0 / n_classes if n_classes else 0.0
+    col = "test_acc" if metric == "accuracy" else "test_loss"
+    sign = 1.0 if METRICS[metric] == "max" else -1.0
+
+    arms: list[ArmResult] = []
+    arm_order = list(dict.fromkeys(runs["arm"]))  # plan order
+    for arm in arm_order:
+        g = chosen[chosen["arm"] == arm]
+        if g.empty:
+            continue
+        arms.append(ArmResult(arm, json.loads(g["arm_json"].iloc[0]), json.loads(g["tuned_json"].iloc[0]),
+                              estimate(g[col].to_numpy()), estimate(g["train_acc"].to_numpy()), len(g),
+                              int((g["status"] == "diverged").sum()), int((g["test_acc"] <= chance + CHANCE_MARGIN).sum())))
+    ranked = sorted(arms, key=lambda a: -sign * a.test.mean if np.isfinite(a.test.mean) else math.inf)
+    for i, a in enumerate(ranked, 1):
+        a.rank = i
+    ref_name = spec.get("reference")
+    ref = next((a for a in arms if ref_name is not None and any(str(v) == ref_name for v in a.levels.values())), ranked[0])
+    by_seed = {a.arm: chosen[chosen["arm"] == a.arm].set_index("seed")[col] for a in arms}
+    comps = []
+    for a in arms:
+        if a.arm == ref.arm:
+            continue
+        both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
+        comps.append(paired(ref.arm, by_seed[ref.arm].loc[both].to_numpy(), a.arm, by_seed[a.arm].loc[both].to_numpy()))
+    adj = holm([c.t_p for c in comps])
+    comps = [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(comps, adj)]
+
+    warnings = _warnings(spec, chosen, pending)
+    layers = store.layers(name)
+    layers = layers.merge(chosen[["run_id", "arm"]], on="run_id") if len(layers) else layers
+    from ponder.analysis.answer import answer_sentence
+
+    text = answer_sentence(spec, metric, arms, ref, comps, chosen)
+    return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers)
+
+
+def _n_classes(chosen: pd.DataFrame) -> int:
+    cfg = json.loads(chosen["config_json"].iloc[0])
+    from ponder.catalog.datasets import load_pool
+
+    ds = cfg["dataset"]
+    return load_pool(ds["name"], ds["options"], inputs=ds["inputs"]).n_classes
+
+
+def _warnings(spec: dict[str, Any], chosen: pd.DataFrame, pending: int) -> list[str]:
+    out = []
+    n = int(chosen.groupby("arm")["seed"].nunique().min())
+    if n < 6:
+        out.append(f"with {n} seeds per arm an exact Wilcoxon signed-rank test cannot go below p = {wilcoxon_floor(n):.4g}; "
+                   "use at least 6 seeds (8 or more recommended) before reading significance")
+    if pending:
+        out.append(f"{pending} runs of the plan are not finished; the numbers cover finished runs only")
+    return out

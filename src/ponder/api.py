@@ -1,0 +1,39 @@
+"""The Python API, mirroring the CLI: load a study, run it into a store, read its results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ponder.executors import StudyRun, run_study
+from ponder.store import Store
+from ponder.study.spec import Study, load_study as _load
+
+__all__ = ["load_study", "run", "results"]
+
+
+def load_study(path_or_name: str | Path, *, quick: bool = False, seeds: int | None = None) -> Study:
+    """Load and validate a study (built-in name or ``.toml`` path)."""
+    return _load(path_or_name, quick=quick, seeds=seeds)
+
+
+def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", device: str = "cpu",
+        quick: bool = False, memory: int | None = None, force: bool = False) -> StudyRun:
+    """Train every run of ``study`` missing from ``store``."""
+    spec = study if isinstance(study, Study) else load_study(study, quick=quick)
+    with Store(store) as st:
+        return run_study(spec, st, device=device, quick=quick, memory=memory, force=force)
+
+
+def results(study: Study | str, *, store: str | Path = "ponder.duckdb") -> pd.DataFrame:
+    """One row per run of the study's plan: arm, factor levels, tuned values, seed, status and final metrics."""
+    name = study.name if isinstance(study, Study) else str(study)
+    with Store(store, read_only=True) as st:
+        runs = st.runs(name)
+        epochs = st.epochs(name)
+    last = epochs.sort_values("epoch").groupby("run_id").tail(1).drop(columns="epoch")
+    df = runs.merge(last, on="run_id", how="left")
+    levels = pd.DataFrame([json.loads(a) | json.loads(t) for a, t in zip(df["arm_json"], df["tuned_json"])], index=df.index)
+    return pd.concat([df.drop(columns=["arm_json", "tuned_json", "config_json", "env_json"]), levels], axis=1)

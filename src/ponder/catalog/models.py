@@ -1,0 +1,129 @@
+"""Architectures, described as a list of layers a population engine can execute.
+
+An architecture entry maps (sample shape, class count, depth, width, kernel size) to a tuple
+of :class:`Layer` specs. Weights use PyTorch's layout (dense ``(out, in)``, conv
+``(out, in, *kernel)``); the population engine adds a leading model axis.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ponder.errors import SpecError
+from ponder.registry import register
+
+__all__ = ["Layer", "build", "param_count", "flops_per_example"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One affine layer, optionally followed by the activation and dropout.
+
+    Attributes:
+        kind: ``dense``, ``conv1d`` or ``conv2d``.
+        weight_shape: Per-model weight shape in PyTorch layout.
+        in_shape: Per-example input shape (without model and batch axes).
+        out_shape: Per-example output shape.
+        stride: Convolution stride (1 for dense).
+        padding: Convolution zero padding (0 for dense).
+        hidden: True for hidden layers (activation and dropout follow); False for the output layer.
+        flatten: True when the input must be flattened first (dense after conv).
+    """
+
+    kind: str
+    weight_shape: tuple[int, ...]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    stride: int = 1
+    padding: int = 0
+    hidden: bool = True
+    flatten: bool = False
+
+    @property
+    def out_features(self) -> int:
+        return self.weight_shape[0]
+
+
+def _dense_stack(in_features: int, widths: list[int], n_classes: int, *, flatten_first: bool,
+                 in_shape: tuple[int, ...]) -> list[Layer]:
+    layers: list[Layer] = []
+    prev, shape, flat = in_features, in_shape, flatten_first
+    for w in widths:
+        layers.append(Layer("dense", (w, prev), shape, (w,), flatten=flat))
+        prev, shape, flat = w, (w,), False
+    layers.append(Layer("dense", (n_classes, prev), shape, (n_classes,), hidden=False, flatten=flat))
+    return layers
+
+
+@register("model", "mlp", formula="depth hidden dense layers of `width` units, then a dense output layer",
+          source="multilayer perceptron", cites="Rumelhart, Hinton & Williams 1986")
+def mlp(sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: int, kernel_size: int = 0) -> tuple[Layer, ...]:
+    """Fully connected network: input flattened, ``depth`` hidden layers of ``width`` units."""
+    d = math.prod(sample_shape)
+    return tuple(_dense_stack(d, [width] * depth, n_classes, flatten_first=len(sample_shape) > 1, in_shape=tuple(sample_shape)))
+
+
+def _conv_out(n: int, k: int, stride: int, pad: int) -> int:
+    return (n + 2 * pad - k) // stride + 1
+
+
+@register("model", "cnn1d", formula="depth conv1d layers (width channels, kernel k, stride 2), then a dense output layer",
+          source="small 1-D CNN in the style of the MNIST-1D paper's baseline", cites="Greydanus 2020")
+def cnn1d(sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: int, kernel_size: int = 5) -> tuple[Layer, ...]:
+    """1-D CNN for samples of shape (channels, length): ``depth`` convolutions with ``width``
+    channels, kernel ``kernel_size``, stride 2, padding ``kernel_size // 2``; then flatten and
+    a dense output layer."""
+    if len(sample_shape) != 2:
+        raise SpecError(f"model.arch = 'cnn1d' needs samples of shape (channels, length), this dataset has {tuple(sample_shape)}; use 'mlp' or 'cnn2d'")
+    c, n = sample_shape
+    layers, pad = [], kernel_size // 2
+    for _ in range(depth):
+        n_out = _conv_out(n, kernel_size, 2, pad)
+        if n_out < 1:
+            raise SpecError(f"model.depth = {depth} shrinks a length-{sample_shape[1]} signal below one point; use a smaller depth")
+        layers.append(Layer("conv1d", (width, c, kernel_size), (c, n), (width, n_out), stride=2, padding=pad))
+        c, n = width, n_out
+    layers.append(Layer("dense", (n_classes, c * n), (c, n), (n_classes,), hidden=False, flatten=True))
+    return tuple(layers)
+
+
+@register("model", "cnn2d", formula="depth conv2d layers (width channels, k x k, stride 2), then a dense output layer",
+          source="small 2-D CNN", cites="LeCun, Bottou, Bengio & Haffner 1998")
+def cnn2d(sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: int, kernel_size: int = 3) -> tuple[Layer, ...]:
+    """2-D CNN for samples of shape (channels, height, width): ``depth`` k x k convolutions,
+    stride 2, padding ``kernel_size // 2``; then flatten and a dense output layer."""
+    if len(sample_shape) != 3:
+        raise SpecError(f"model.arch = 'cnn2d' needs image samples (channels, height, width), this dataset has {tuple(sample_shape)}; use 'mlp' or 'cnn1d'")
+    c, h, w = sample_shape
+    layers, pad = [], kernel_size // 2
+    for _ in range(depth):
+        h2, w2 = _conv_out(h, kernel_size, 2, pad), _conv_out(w, kernel_size, 2, pad)
+        if h2 < 1 or w2 < 1:
+            raise SpecError(f"model.depth = {depth} shrinks a {h}x{w} image below one pixel; use a smaller depth")
+        layers.append(Layer("conv2d", (width, c, kernel_size, kernel_size), (c, h, w), (width, h2, w2), stride=2, padding=pad))
+        c, h, w = width, h2, w2
+    layers.append(Layer("dense", (n_classes, c * h * w), (c, h, w), (n_classes,), hidden=False, flatten=True))
+    return tuple(layers)
+
+
+def build(arch: str, sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: int,
+          kernel_size: int) -> tuple[Layer, ...]:
+    """The layers of architecture ``arch`` for this data."""
+    from ponder import registry
+
+    return registry.get("model", arch).fn(tuple(sample_shape), n_classes, depth=depth, width=width, kernel_size=kernel_size)
+
+
+def param_count(layers: tuple[Layer, ...]) -> int:
+    """Parameters of one model (weights and biases)."""
+    return sum(math.prod(l.weight_shape) + l.weight_shape[0] for l in layers)
+
+
+def flops_per_example(layers: tuple[Layer, ...]) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass for one example."""
+    total = 0
+    for l in layers:
+        positions = math.prod(l.out_shape[1:]) if l.kind != "dense" else 1
+        total += 2 * math.prod(l.weight_shape) * positions
+    return total

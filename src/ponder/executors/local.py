@@ -1,0 +1,188 @@
+"""The local executor: expand, skip what the store has, train populations, write each at once.
+
+:func:`train_chunk` is pure (settings and data in, rows out); :func:`run_study` is the edge
+that talks to the store. A population larger than the memory budget is trained in chunks;
+every model's numbers are independent of which chunk it lands in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import psutil
+import torch
+
+from ponder.catalog.datasets import load_pool
+from ponder.catalog.models import Layer, build, param_count
+from ponder.errors import LimitError, PonderError
+from ponder.store import Store, environment
+from ponder.study.plan import Population, Run, expand, populations
+from ponder.study.spec import Study
+from ponder.train import ModelSettings, prepare_data, train_population
+
+__all__ = ["StudyRun", "check_plan", "run_study", "train_chunk", "LIMITS", "resolve_device"]
+
+LIMITS = {"runs": 50_000, "params_per_model": 20_000_000, "model_epochs": 5_000_000}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class StudyRun:
+    """What :func:`run_study` did."""
+
+    total: int
+    skipped: int
+    trained: int
+    failed: int
+    populations: int
+    wall_s: float
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PonderError("--device cuda was asked for but this torch build sees no CUDA device; use --device cpu or install a CUDA build of torch (README, GPU)")
+    if device not in ("cpu", "cuda"):
+        raise PonderError(f"unknown device {device!r}; use cpu, cuda or auto")
+    return device
+
+
+def _layers_for(cfg: dict[str, Any]) -> tuple[tuple[Layer, ...], Any]:
+    ds = cfg["dataset"]
+    pool = load_pool(ds["name"], ds["options"], inputs=ds["inputs"])
+    m = cfg["model"]
+    return build(m["arch"], pool.sample_shape, pool.n_classes, depth=m["depth"], width=m["width"],
+                 kernel_size=m["kernel_size"]), pool
+
+
+def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
+    """Refuse impossible or absurd plans before anything is trained.
+
+    Raises:
+        SpecError: an architecture does not fit its data, or a training subset is too large.
+        LimitError: the study exceeds a soft limit (lifted by ``force``).
+    """
+    seen: dict[str, int] = {}
+    for pop in populations(runs):
+        cfg = pop.runs[0].config
+        layers, pool = _layers_for(cfg)
+        seen[pop.key] = param_count(layers)
+        n_pool = len(pool.y_train)
+        n_val = int(round(cfg["dataset"]["val_fraction"] * n_pool))
+        ts = cfg["dataset"]["train_size"]
+        if ts is not None and ts > n_pool - n_val:
+            from ponder.errors import SpecError
+
+            raise SpecError(f"{study.source}: dataset.train_size = {ts} is more than the {n_pool - n_val} examples of {cfg['dataset']['name']!r} left after the validation split; use at most {n_pool - n_val}")
+    if force:
+        return
+    worst = max(seen.values(), default=0)
+    model_epochs = len(runs) * study.training.epochs
+    for what, value in (("runs", len(runs)), ("params_per_model", worst), ("model_epochs", model_epochs)):
+        if value > LIMITS[what]:
+            raise LimitError(f"{study.source}: the study has {value:,} {what.replace('_', ' ')}, above the limit of {LIMITS[what]:,}; shrink it or pass --force")
+
+
+def _bytes_per_model(layers: tuple[Layer, ...], batch: int, eval_chunk: int, itemsize: int) -> int:
+    acts = sum(math.prod(l.out_shape) for l in layers) + math.prod(layers[0].in_shape)
+    return itemsize * (5 * param_count(layers) + 6 * batch * acts + 3 * min(eval_chunk, 2048) * acts)
+
+
+def memory_budget(device: str) -> int:
+    """Default budget: a quarter of available RAM, or half the free GPU memory."""
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        return int(free * 0.5)
+    return int(psutil.virtual_memory().available * 0.25)
+
+
+def chunk_size(layers: tuple[Layer, ...], cfg: dict[str, Any], budget: int) -> int:
+    per = _bytes_per_model(layers, cfg["training"]["batch_size"], 2048, 8 if cfg["training"]["dtype"] == "float64" else 4)
+    return max(1, budget // per)
+
+
+def train_chunk(runs: list[Run], *, device: str = "cpu") -> tuple[list[dict], list[dict], list[dict]]:
+    """Train runs that share a population key; return (run rows, epoch rows, layer rows)."""
+    cfg = runs[0].config
+    layers, pool = _layers_for(cfg)
+    dtype = _DTYPES[cfg["training"]["dtype"]]
+    data = prepare_data(pool, seeds=[r.seed for r in runs], label_noise=[r.config["dataset"]["label_noise"] for r in runs],
+                        val_fraction=cfg["dataset"]["val_fraction"], train_size=cfg["dataset"]["train_size"],
+                        dtype=dtype, device=device)
+    models = [ModelSettings(r.seed, r.config["training"]["lr"], r.config["training"]["weight_decay"],
+                            r.config["model"]["initializer"], r.config["model"]["init_params"], r.config["model"]["dropout"])
+              for r in runs]
+    t0 = time.perf_counter()
+    t = cfg["training"]
+    records = train_population(layers, models, data, activation=cfg["model"]["activation"], loss=t["loss"],
+                               optimizer=t["optimizer"], momentum=t["momentum"], epochs=t["epochs"],
+                               batch_size=t["batch_size"], dtype=dtype)
+    wall = time.perf_counter() - t0
+    env = json.dumps(environment(device, torch.get_num_threads()))
+    run_rows, epoch_rows, layer_rows = [], [], []
+    for r, rec in zip(runs, records):
+        run_rows.append({"run_id": r.id, "config_json": json.dumps(r.config, sort_keys=True), "status": rec.status,
+                         "diverged_epoch": rec.diverged_epoch, "error": None, "population": r.population_key,
+                         "population_size": len(runs), "steps": rec.steps, "wall_s": wall / len(runs),
+                         "finished": _now(), "env_json": env})
+        epoch_rows += [{"run_id": r.id, **e} for e in rec.epochs]
+        layer_rows += [{"run_id": r.id, **row} for row in rec.layers]
+    return run_rows, epoch_rows, layer_rows
+
+
+def _failed_rows(runs: list[Run], error: str) -> list[dict]:
+    return [{"run_id": r.id, "config_json": json.dumps(r.config, sort_keys=True), "status": "failed",
+             "diverged_epoch": None, "error": error, "population": r.population_key, "population_size": len(runs),
+             "steps": 0, "wall_s": 0.0, "finished": _now(), "env_json": None} for r in runs]
+
+
+def _now():
+    from ponder.store import _now as now
+
+    return now()
+
+
+def run_study(study: Study, store: Store, *, device: str = "cpu", memory: int | None = None, quick: bool = False,
+              force: bool = False, progress: Callable[[int, int], None] | None = None) -> StudyRun:
+    """Train every run of ``study`` that ``store`` does not have yet, one population at a time.
+
+    Args:
+        progress: Called with (runs finished so far, runs pending in total) after each chunk.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(device)
+    runs = expand(study)
+    check_plan(study, runs, force=force)
+    store.save_plan(name=study.name, question=study.question, spec=study.model_dump(), source=study.source,
+                    quick=quick, runs=runs)
+    done = store.finished([r.id for r in runs])
+    pending = [r for r in runs if r.id not in done]
+    budget = memory if memory is not None else memory_budget(device)
+    pops = populations(pending)
+    finished = failed = 0
+    for pop in pops:
+        layers, _ = _layers_for(pop.runs[0].config)
+        size = chunk_size(layers, pop.runs[0].config, budget)
+        for start in range(0, len(pop.runs), size):
+            chunk = pop.runs[start:start + size]
+            try:
+                rows = train_chunk(chunk, device=device)
+            except (KeyboardInterrupt, PonderError):
+                raise
+            except Exception as exc:  # a crash in one population must not lose the others
+                rows = (_failed_rows(chunk, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"), [], [])
+                failed += len(chunk)
+            store.save_population(*rows)
+            finished += len(chunk)
+            if progress is not None:
+                progress(finished, len(pending))
+    statuses = store.runs(study.name)["status"].value_counts().to_dict()
+    return StudyRun(len(runs), len(runs) - len(pending), len(pending) - failed, failed, len(pops),
+                    time.perf_counter() - t0, statuses)

@@ -1,0 +1,122 @@
+"""The catalog registry: named building blocks with their math and provenance.
+
+An entry is a plain function registered with :func:`register`. Its metadata says what kind of
+block it is, where the math comes from (``source``), what to cite (``cites``), a formula for
+listings, and a ``version`` string that enters the id of every run using it, so that changing
+an entry's math never silently reuses old results.
+
+The registry is the only module-level mutable state in ponder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ponder.errors import CatalogError
+
+__all__ = ["Entry", "register", "get", "names", "entries", "KINDS", "closest"]
+
+KINDS = ("initializer", "activation", "loss", "dataset", "model")
+
+_REGISTRY: dict[str, dict[str, "Entry"]] = {kind: {} for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalog entry.
+
+    Attributes:
+        kind: One of :data:`KINDS`.
+        name: Stable name, e.g. ``caffe.xavier`` or ``relu``.
+        fn: The function implementing the entry.
+        formula: The math in one line, for listings and reports.
+        source: Library file or paper the math follows.
+        cites: Reference to cite.
+        version: Bumped whenever the numbers the entry produces change.
+        meta: Further kind-specific facts (e.g. an initializer's bias rule).
+    """
+
+    kind: str
+    name: str
+    fn: Callable[..., Any]
+    formula: str
+    source: str
+    cites: str
+    version: str = "1"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip()
+
+    @property
+    def summary(self) -> str:
+        return self.doc.splitlines()[0] if self.doc else ""
+
+
+def register(kind: str, name: str, *, formula: str, source: str, cites: str,
+             version: str = "1", **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as catalog entry ``name`` of ``kind``.
+
+    Raises:
+        ValueError: ``kind`` is unknown or ``name`` is already taken (a programming error).
+    """
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown catalog kind {kind!r}; expected one of {KINDS}")
+    if not formula or not cites:
+        raise ValueError(f"catalog entry {name!r} needs a formula and a citation")
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY[kind]:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        _REGISTRY[kind][name] = Entry(kind, name, fn, formula, source, cites, version, dict(meta))
+        return fn
+
+    return decorator
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def closest(name: str, candidates: list[str]) -> list[str]:
+    """The up to three candidates closest to ``name`` (difflib ratio, then suffix match)."""
+    found = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not found:
+        # "kaiming_normal" should find "torch.kaiming_normal": compare the part after the dot.
+        tails = {c.split(".", 1)[-1]: c for c in candidates}
+        found = [tails[t] for t in difflib.get_close_matches(name.split(".", 1)[-1], list(tails), n=3, cutoff=0.6)]
+    return found
+
+
+def get(kind: str, name: str) -> Entry:
+    """Look an entry up; a miss names the closest entries and the list command."""
+    _ensure_loaded()
+    table = _REGISTRY[kind]
+    if name in table:
+        return table[name]
+    near = closest(name, list(table))
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    plural = "activations" if kind == "activation" else f"{kind}s"
+    raise CatalogError(f"unknown {kind} {name!r}{hint} (ponder list {plural})")
+
+
+def names(kind: str, pattern: str = "*") -> list[str]:
+    """Entry names of ``kind`` matching the fnmatch ``pattern``, naturally sorted."""
+    _ensure_loaded()
+    return sorted((n for n in _REGISTRY[kind] if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+
+
+def entries(kind: str, pattern: str = "*") -> list[Entry]:
+    """Entries of ``kind`` matching ``pattern``, naturally sorted by name."""
+    return [_REGISTRY[kind][n] for n in names(kind, pattern)]
+
+
+def _ensure_loaded() -> None:
+    # Importing the catalog package registers every entry; doing it here means no caller
+    # depends on import order.
+    import ponder.catalog  # noqa: F401

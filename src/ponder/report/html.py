@@ -1,0 +1,82 @@
+"""Write a study's report folder and the index of all reported studies."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ponder.analysis import Analysis, analyze
+from ponder.report.plots import final_metric, learning_curves
+from ponder.store import Store
+
+__all__ = ["write_report", "write_index", "summary_markdown"]
+
+_ENV = Environment(loader=PackageLoader("ponder.report", "templates"), autoescape=select_autoescape(["html"]))
+
+
+def _pct(v: float) -> str:
+    return "–" if v != v else f"{100 * v:.1f}%"
+
+
+def _p(v: float) -> str:
+    return "–" if v != v else (f"{v:.2g}" if v >= 1e-4 else "<1e-4")
+
+
+def summary_markdown(an: Analysis) -> str:
+    """The answer and the results table as Markdown."""
+    fmt = _pct if an.metric == "accuracy" else (lambda v: f"{v:.4f}")
+    lines = [f"# {an.study['name']}", "", f"**Question.** {an.study['question']}", "", f"**Answer.** {an.answer}", ""]
+    lines += [f"> warning: {w}" for w in an.warnings] + ([""] if an.warnings else [])
+    lines += [f"| arm | rank | chosen | test {an.metric} | 95% CI | runs | diverged | did not train |",
+              "|---|---|---|---|---|---|---|---|"]
+    for a in sorted(an.arms, key=lambda a: a.rank):
+        lines.append(f"| {a.arm} | {a.rank} | {json.dumps(a.tuned)} | {fmt(a.test.mean)} | {fmt(a.test.lo)} – {fmt(a.test.hi)} | "
+                     f"{a.n_runs} | {a.n_diverged} | {a.n_chance} |")
+    lines += ["", f"Paired comparisons against '{an.reference}' (Holm-corrected):", "",
+              "| arm | seeds | difference | t-test p | Wilcoxon p | Holm p |", "|---|---|---|---|---|---|"]
+    for c in an.comparisons:
+        d = f"{100 * c.diff:+.1f} pts" if an.metric == "accuracy" else f"{c.diff:+.4f}"
+        lines.append(f"| {c.other} | {c.n} | {d} | {_p(c.t_p)} | {_p(c.wilcoxon_p)} | {_p(c.p_holm)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(store: Store, name: str, out: str | Path = "reports", *, command: str | None = None) -> Path:
+    """Write ``out/<name>/index.html``, figures and ``summary.md``; return the index path."""
+    an = analyze(store, name)
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = [
+        {"file": learning_curves(an, folder / "learning_curves.png").name,
+         "caption": "Train and test accuracy per epoch at each arm's chosen setting (mean over seeds, 95% CI band)."},
+        {"file": final_metric(an, folder / "final_metric.png").name,
+         "caption": "Final test metric per arm: mean with 95% CI; grey dots are individual seeds."},
+    ]
+    fmt = _pct if an.metric == "accuracy" else (lambda v: "–" if v != v else f"{v:.4f}")
+    fmtd = (lambda v: "–" if v != v else f"{100 * v:+.1f} pts") if an.metric == "accuracy" else (lambda v: f"{v:+.4f}")
+    envs = an.finals["env_json"].dropna()
+    env = json.loads(envs.iloc[0]) if len(envs) else {}
+    html = _ENV.get_template("study.html").render(
+        study=an.study, spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures,
+        fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env),
+        command=command or f"ponder run {an.study['spec'].get('source') or name}{' --quick' if an.study['quick'] else ''} --store {store.path}")
+    (folder / "index.html").write_text(html, encoding="utf-8")
+    (folder / "summary.md").write_text(summary_markdown(an), encoding="utf-8")
+    write_index(store, out)
+    return folder / "index.html"
+
+
+def write_index(store: Store, out: str | Path = "reports") -> Path:
+    """``out/index.html`` linking every study of the store that has a report folder."""
+    rows = []
+    for name in store.studies()["name"]:
+        if (Path(out) / name / "index.html").exists():
+            summary = (Path(out) / name / "summary.md").read_text(encoding="utf-8")
+            answer = next((l.removeprefix("**Answer.** ") for l in summary.splitlines() if l.startswith("**Answer.**")), "")
+            rows.append({"name": name, "href": f"{name}/index.html", "question": store.study(name)["question"], "answer": answer})
+    path = Path(out) / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_ENV.get_template("index.html").render(studies=rows), encoding="utf-8")
+    return path

@@ -1,0 +1,199 @@
+"""The results store: one DuckDB file.
+
+Contract:
+- a population's results are written in one transaction: after a crash the store holds
+  either all of a population's runs with all their records, or none of them;
+- records are immutable once written; a finished run (``ok`` or ``diverged``) is never
+  trained again, because its id (a hash of its resolved config) is found here;
+- a study's plan (which runs belong to it) is replaced when the study is run again, while the
+  runs themselves stay, so ``--quick`` and full runs of a study share what they have in common;
+- a missing study raises :class:`~ponder.errors.NotFound`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+import pandas as pd
+
+from ponder.errors import NotFound, StoreError
+
+__all__ = ["Store", "SCHEMA_VERSION", "environment"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta(key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS studies(name VARCHAR PRIMARY KEY, question VARCHAR, spec_json VARCHAR,
+        source VARCHAR, quick BOOLEAN, updated TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS study_runs(study VARCHAR, run_id VARCHAR, arm VARCHAR, arm_json VARCHAR,
+        tuned_json VARCHAR, seed INTEGER, PRIMARY KEY(study, run_id))""",
+    """CREATE TABLE IF NOT EXISTS runs(run_id VARCHAR PRIMARY KEY, config_json VARCHAR, status VARCHAR,
+        diverged_epoch INTEGER, error VARCHAR, population VARCHAR, population_size INTEGER, steps BIGINT,
+        wall_s DOUBLE, finished TIMESTAMP, env_json VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS epochs(run_id VARCHAR, epoch INTEGER, train_loss DOUBLE, train_acc DOUBLE,
+        val_loss DOUBLE, val_acc DOUBLE, test_loss DOUBLE, test_acc DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS layers(run_id VARCHAR, epoch INTEGER, layer INTEGER, preact_std DOUBLE,
+        act_mean DOUBLE, act_std DOUBLE, zero_frac DOUBLE, dead_frac DOUBLE, grad_norm DOUBLE)""",
+]
+EPOCH_COLS = ["run_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
+LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm"]
+RUN_COLS = ["run_id", "config_json", "status", "diverged_epoch", "error", "population", "population_size", "steps",
+            "wall_s", "finished", "env_json"]
+DONE = ("ok", "diverged")
+
+
+def environment(device: str, threads: int) -> dict[str, Any]:
+    """Versions and machine facts recorded with every run."""
+    import numpy
+    import torch
+
+    from ponder import __version__
+
+    return {"ponder": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "device": device,
+            "threads": threads, "cpus": os.cpu_count()}
+
+
+class Store:
+    """A DuckDB results store at ``path`` (``":memory:"`` for an in-memory one)."""
+
+    def __init__(self, path: str | Path = "ponder.duckdb", *, read_only: bool = False):
+        self.path = str(path)
+        if self.path != ":memory:" and read_only and not Path(self.path).exists():
+            raise NotFound(f"store {self.path!r} does not exist; run a study first (ponder run STUDY --store {self.path})")
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(f"store {self.path!r} is in use by another ponder process; wait for it to finish or use another --store") from None
+            raise StoreError(f"store {self.path!r} cannot be opened: {str(exc).splitlines()[0]}") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"store {self.path!r} is not a ponder store ({str(exc).splitlines()[0]})") from None
+        if not read_only:
+            for stmt in _SCHEMA:
+                self.con.execute(stmt)
+            self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        version = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise StoreError(f"store {self.path!r} has schema version {version and version[0]}, this ponder reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def save_plan(self, *, name: str, question: str, spec: dict[str, Any], source: str, quick: bool,
+                  runs: Iterable[Any]) -> None:
+        """Record a study and the runs of its current plan (replacing an older plan)."""
+        rows = pd.DataFrame([{"study": name, "run_id": r.id, "arm": r.arm.label, "arm_json": json.dumps(r.arm.as_dict()),
+                              "tuned_json": json.dumps(dict(r.tuned)), "seed": r.seed} for r in runs])
+        with self._transaction():
+            self.con.execute("DELETE FROM studies WHERE name = ?", [name])
+            self.con.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?)",
+                             [name, question, json.dumps(spec, default=str), source, quick, _now()])
+            self.con.execute("DELETE FROM study_runs WHERE study = ?", [name])
+            if len(rows):
+                self.con.register("plan_rows", rows)
+                self.con.execute("INSERT INTO study_runs SELECT study, run_id, arm, arm_json, tuned_json, seed FROM plan_rows")
+                self.con.unregister("plan_rows")
+
+    def save_population(self, runs: list[dict[str, Any]], epochs: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:
+        """Write finished runs with all their records in one transaction."""
+        frames = {"runs": (pd.DataFrame(runs, columns=RUN_COLS), RUN_COLS),
+                  "epochs": (pd.DataFrame(epochs, columns=EPOCH_COLS), EPOCH_COLS),
+                  "layers": (pd.DataFrame(layers, columns=LAYER_COLS), LAYER_COLS)}
+        ids = [r["run_id"] for r in runs]
+        with self._transaction():
+            # A run recorded as failed earlier is replaced by its new result.
+            for table in ("epochs", "layers", "runs"):
+                self.con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+            for table, (df, cols) in frames.items():
+                if len(df):
+                    self.con.register("new_rows", df)
+                    self.con.execute(f"INSERT INTO {table} SELECT {', '.join(cols)} FROM new_rows")
+                    self.con.unregister("new_rows")
+
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store.con.execute("BEGIN TRANSACTION")
+
+            def __exit__(self, exc_type, exc, tb):
+                store.con.execute("ROLLBACK" if exc_type else "COMMIT")
+                return False
+
+        return _Tx()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def finished(self, run_ids: list[str]) -> set[str]:
+        """The ids among ``run_ids`` that are finished (ok or diverged)."""
+        if not run_ids:
+            return set()
+        rows = self.con.execute("SELECT run_id FROM runs WHERE status IN ('ok', 'diverged') AND run_id IN (SELECT unnest(?::VARCHAR[]))",
+                                [list(run_ids)]).fetchall()
+        return {r[0] for r in rows}
+
+    def studies(self) -> pd.DataFrame:
+        return self.con.execute("SELECT name, question, quick, updated FROM studies ORDER BY name").df()
+
+    def study(self, name: str) -> dict[str, Any]:
+        row = self.con.execute("SELECT name, question, spec_json, source, quick, updated FROM studies WHERE name = ?", [name]).fetchone()
+        if row is None:
+            known = [r[0] for r in self.con.execute("SELECT name FROM studies").fetchall()]
+            raise NotFound(f"study {name!r} is not in store {self.path!r}" + (f" (it has: {', '.join(known)})" if known else "; run it first"))
+        return {"name": row[0], "question": row[1], "spec": json.loads(row[2]), "source": row[3], "quick": row[4], "updated": row[5]}
+
+    def runs(self, study: str) -> pd.DataFrame:
+        """One row per run of the study's plan, with its status (``pending`` if not trained)."""
+        self.study(study)
+        return self.con.execute("""
+            SELECT p.run_id, p.arm, p.arm_json, p.tuned_json, p.seed, coalesce(r.status, 'pending') AS status,
+                   r.diverged_epoch, r.error, r.config_json, r.population, r.steps, r.wall_s, r.env_json
+            FROM study_runs p LEFT JOIN runs r USING (run_id) WHERE p.study = ? ORDER BY p.arm, p.tuned_json, p.seed""",
+                                [study]).df()
+
+    def epochs(self, study: str) -> pd.DataFrame:
+        return self.con.execute("""SELECT e.* FROM epochs e JOIN study_runs p USING (run_id) WHERE p.study = ?
+                                   ORDER BY e.run_id, e.epoch""", [study]).df()
+
+    def layers(self, study: str) -> pd.DataFrame:
+        return self.con.execute("""SELECT l.* FROM layers l JOIN study_runs p USING (run_id) WHERE p.study = ?
+                                   ORDER BY l.run_id, l.epoch, l.layer""", [study]).df()
+
+    def count(self, table: str) -> int:
+        if table not in ("runs", "epochs", "layers", "studies", "study_runs"):
+            raise ValueError(table)
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def export(self, study: str, folder: str | Path, fmt: str) -> list[Path]:
+        """Write the study's runs, epochs and layers as Parquet or CSV files in ``folder``."""
+        if fmt not in ("parquet", "csv"):
+            raise StoreError(f"export format {fmt!r} is not supported; use parquet or csv")
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, df in (("runs", self.runs(study)), ("epochs", self.epochs(study)), ("layers", self.layers(study))):
+            p = out / f"{study}_{name}.{fmt}"
+            df.to_parquet(p, index=False) if fmt == "parquet" else df.to_csv(p, index=False)
+            paths.append(p)
+        return paths
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

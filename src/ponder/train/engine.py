@@ -1,0 +1,137 @@
+"""Batched parameters, forward pass and optimizers for a population of M models.
+
+Every parameter has a leading model axis: a dense weight is ``(M, out, in)``, a conv weight
+``(M, out, in, *kernel)``, a bias ``(M, out)``. One forward pass runs all M models with
+batched matmuls (``baddbmm``) and grouped convolutions (``groups = M``); models never mix, so
+a diverging model cannot change another model's numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ponder.catalog.initializers.base import draw_bias, fans_torch, init
+from ponder.catalog.models import Layer
+from ponder import registry
+
+__all__ = ["Params", "init_population", "forward", "OptState", "opt_init", "opt_step"]
+
+Params = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (W (M, out, ...), b (M, out))
+
+
+def init_population(layers: tuple[Layer, ...], inits: list[tuple[str, dict]], generators: list[torch.Generator],
+                    dtype: torch.dtype) -> Params:
+    """Initialize M models: model m uses initializer ``inits[m]`` and generator ``generators[m]``.
+
+    Each model draws its layers in order, weight then bias, from its own generator, exactly
+    as the same model built alone would.
+    """
+    per_model = []
+    for (name, params), gen in zip(inits, generators):
+        bias_rule = registry.get("initializer", name).meta.get("bias", "zeros")
+        layers_m = []
+        for layer in layers:
+            w = init(name, layer.weight_shape, generator=gen, dtype=dtype, **params)
+            fan_in, _ = fans_torch(layer.weight_shape)
+            b = draw_bias(bias_rule, layer.out_features, fan_in, generator=gen, dtype=dtype)
+            layers_m.append((w, b))
+        per_model.append(layers_m)
+    return [(torch.stack([m[i][0] for m in per_model]).contiguous(), torch.stack([m[i][1] for m in per_model]).contiguous())
+            for i in range(len(layers))]
+
+
+def _dense(layer: Layer, w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x: (M, B, in) or (M, B, *in_shape) when flattening -> (M, B, out)."""
+    if layer.flatten:
+        x = x.reshape(x.shape[0], x.shape[1], -1)
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+
+def forward(params: Params, layers: tuple[Layer, ...], x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], *,
+            dropout: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+            record: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    """Logits (M, B, C) of all models for inputs x (M, B, *sample_shape).
+
+    Args:
+        dropout: Applied to each hidden layer's output when given (training mode).
+        record: When given, (pre-activation, post-activation) of each hidden layer is appended.
+    """
+    for i, (layer, (w, b)) in enumerate(zip(layers, params)):
+        h = _dense(layer, w, b, x) if layer.kind == "dense" else _conv(layer, w, b, x)
+        if not layer.hidden:
+            return h
+        a = act(h)
+        if record is not None:
+            record.append((h, a))
+        x = dropout(a, i) if dropout is not None else a
+    return x
+
+
+def _conv(layer: Layer, w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    m, bsz = x.shape[0], x.shape[1]
+    conv = F.conv1d if layer.kind == "conv1d" else F.conv2d
+    xx = x.transpose(0, 1).reshape(bsz, m * x.shape[2], *x.shape[3:])  # (B, M*C, *spatial)
+    out = w.shape[1]  # w: (M, out, in, *k)
+    y = conv(xx, w.reshape(m * out, *w.shape[2:]), b.reshape(-1), stride=layer.stride,
+             padding=layer.padding, groups=m)  # (B, M*out, *spatial')
+    return y.reshape(bsz, m, out, *y.shape[2:]).transpose(0, 1)  # (M, B, out, *spatial')
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers: pure functions over stacked tensors, one learning rate and decay per model.
+
+
+@dataclass
+class OptState:
+    """Optimizer state: ``kind`` and per-parameter buffers (momentum / Adam moments)."""
+
+    kind: str
+    step: int
+    buffers: list[list[torch.Tensor]]
+
+
+def opt_init(kind: str, flat: list[torch.Tensor]) -> OptState:
+    n = {"sgd": 0, "momentum": 1, "adam": 2}[kind]
+    return OptState(kind, 0, [[torch.zeros_like(p) for p in flat] for _ in range(n)])
+
+
+def _per_model(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *([1] * (p.dim() - 1)))
+
+
+@torch.no_grad()
+def opt_step(state: OptState, flat: list[torch.Tensor], grads: list[torch.Tensor], *, lr: torch.Tensor,
+             weight_decay: torch.Tensor, momentum: float, active: torch.Tensor | None) -> None:
+    """Update ``flat`` in place (PyTorch's SGD / SGD-momentum / Adam rules, L2 decay in the gradient).
+
+    Models with ``active[m] == False`` keep their parameters and optimizer state.
+    """
+    state.step += 1
+    t = state.step
+    for i, (p, g) in enumerate(zip(flat, grads)):
+        lr_p, wd_p = _per_model(lr, p), _per_model(weight_decay, p)
+        g = g + wd_p * p
+        if state.kind == "sgd":
+            new = p - lr_p * g
+            bufs_new: list[torch.Tensor] = []
+        elif state.kind == "momentum":
+            buf = state.buffers[0][i] * momentum + g
+            new = p - lr_p * buf
+            bufs_new = [buf]
+        else:  # adam, betas (0.9, 0.999), eps 1e-8 as torch.optim.Adam
+            m1 = state.buffers[0][i] * 0.9 + g * 0.1
+            m2 = state.buffers[1][i] * 0.999 + g * g * 0.001
+            denom = (m2.sqrt() / ((1 - 0.999 ** t) ** 0.5)) + 1e-8
+            new = p - (lr_p / (1 - 0.9 ** t)) * m1 / denom
+            bufs_new = [m1, m2]
+        if active is not None:
+            keep = _per_model(active, p)
+            new = torch.where(keep, new, p)
+            bufs_new = [torch.where(keep, nb, state.buffers[j][i]) for j, nb in enumerate(bufs_new)]
+        p.copy_(new)
+        for j, nb in enumerate(bufs_new):
+            state.buffers[j][i] = nb

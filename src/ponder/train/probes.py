@@ -1,0 +1,43 @@
+"""Per-layer probes: activation and gradient statistics on a fixed probe batch."""
+
+from __future__ import annotations
+
+import torch
+
+from ponder.train.engine import Params, forward
+
+__all__ = ["layer_stats"]
+
+
+def layer_stats(params: Params, layers, act, loss_fn, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    """Statistics of every layer of every model on the batch x (M, B, ...), y (M, B).
+
+    Per hidden layer: pre-activation std, activation mean and std, the fraction of exact zeros
+    in the activation, the fraction of dead units (zero on every probe example) and the
+    gradient norm of the layer's weight. The output layer reports its weight-gradient norm
+    and pre-activation std only. Every value is a tensor (M,).
+    """
+    record: list[tuple[torch.Tensor, torch.Tensor]] = []
+    with torch.enable_grad():
+        logits = forward(params, layers, x, act, record=record)
+        per_model = loss_fn(logits, y).mean(1)
+        weights = [w for w, _ in params]
+        grads = torch.autograd.grad(per_model.sum(), weights, allow_unused=True)
+    rows = []
+    with torch.no_grad():
+        for i, w in enumerate(weights):
+            g = grads[i]
+            gnorm = g.flatten(1).norm(dim=1) if g is not None else torch.zeros(w.shape[0])
+            if i < len(record):
+                h, a = record[i]
+                h, a = h.flatten(2), a.flatten(2)  # (M, B, units...)
+                zero = a == 0
+                dead = zero.all(dim=1).to(a.dtype).mean(dim=1)  # units zero on every example
+                rows.append({"preact_std": h.std(dim=(1, 2)), "act_mean": a.mean(dim=(1, 2)), "act_std": a.std(dim=(1, 2)),
+                             "zero_frac": zero.to(a.dtype).mean(dim=(1, 2)), "dead_frac": dead, "grad_norm": gnorm})
+            else:
+                lg = logits.flatten(2)
+                nan = torch.full_like(gnorm, float("nan"))
+                rows.append({"preact_std": lg.std(dim=(1, 2)), "act_mean": nan, "act_std": nan, "zero_frac": nan,
+                             "dead_frac": nan, "grad_norm": gnorm})
+    return [{k: v.detach().cpu() for k, v in r.items()} for r in rows]
