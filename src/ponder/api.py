@@ -36,4 +36,7 @@ def results(study: Study | str, *, store: str | Path = "ponder.duckdb") -> pd.Da
     last = epochs.sort_values("epoch").groupby("run_id").tail(1).drop(columns="epoch")
     df = runs.merge(last, on="run_id", how="left")
     levels = pd.DataFrame([json.loads(a) | json.loads(t) for a, t in zip(df["arm_json"], df["tuned_json"])], index=df.index)
+    short = [c.split(".", 1)[-1] for c in levels.columns]
+    if len(set(short)) == len(short) and not set(short) & set(df.columns):
+        levels.columns = short
     return pd.concat([df.drop(columns=["arm_json", "tuned_json", "config_json", "env_json"]), levels], axis=1)

@@ -52,6 +52,7 @@ def run(study: str = typer.Argument(..., help="A built-in study name or a .toml 
 
     from ponder.api import load_study
     from ponder.executors import run_study
+    from ponder.executors.local import resolve_device
     from ponder.report import write_report
     from ponder.store import Store
 
@@ -60,6 +61,7 @@ def run(study: str = typer.Argument(..., help="A built-in study name or a .toml 
             raise PonderError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     spec = load_study(study, quick=quick, seeds=seeds)
+    device = resolve_device(device)
     with Store(store) as st, Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as bar:
         task = bar.add_task(f"{spec.name}: runs", total=None)

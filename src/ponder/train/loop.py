@@ -51,6 +51,7 @@ class RunRecord:
     epochs: list[dict[str, float]] = field(default_factory=list)
     layers: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
+    params: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # final (W, b) per layer, if kept
 
 
 def _per_model_loss(loss_fn, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -73,7 +74,8 @@ def _evaluate(params: Params, layers, act, loss_fn, x_of: Callable[[slice], torc
 
 def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], data: PopulationData, *,
                      activation: str, loss: str, optimizer: str, momentum: float, epochs: int, batch_size: int,
-                     dtype: torch.dtype = torch.float32, check_every: int = 50, probes: bool = True) -> list[RunRecord]:
+                     dtype: torch.dtype = torch.float32, check_every: int = 50, probes: bool = True,
+                     keep_params: bool = False) -> list[RunRecord]:
     """Train the models of one population together and return one record per model."""
     dev = data.x_pool.device
     act, loss_fn = registry.get("activation", activation).fn, registry.get("loss", loss).fn
@@ -156,4 +158,6 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
         records[m].steps = step
         if diverged_at[m] is not None:
             records[m].status, records[m].diverged_epoch = "diverged", diverged_at[m]
+        if keep_params:
+            records[m].params = [(w[m].detach().clone(), b[m].detach().clone()) for w, b in params]
     return records

@@ -7,6 +7,7 @@ naming the file and what was expected.
 from __future__ import annotations
 
 import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,8 @@ def read_npz_split(path: str | Path) -> dict[str, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"dataset file {str(p)!r} does not exist")
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"{str(p)!r} is not a readable npz file (not a zip archive)")
     try:
         with np.load(p, allow_pickle=False) as data:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]

@@ -1,0 +1,43 @@
+"""Run expansion, run ids and population grouping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ponder import registry
+from ponder.study import expand, load_study, populations
+from ponder.study.plan import run_id
+
+
+def test_expansion_counts_and_ids(tiny_study):
+    s = load_study(tiny_study)
+    runs = expand(s)
+    assert len(runs) == 2 * 2 * 3  # initializers x lrs x seeds
+    assert len({r.id for r in runs}) == len(runs)
+    assert [r.id for r in expand(load_study(tiny_study))] == [r.id for r in runs]  # stable
+    assert {r.arm.label for r in runs} == {"initializer=torch.default", "initializer=he_normal"}
+
+
+def test_run_id_changes_with_config_and_catalog_version(tiny_study, monkeypatch):
+    run = expand(load_study(tiny_study))[0]
+    cfg = dict(run.config, seed=run.config["seed"] + 1)
+    assert run_id(cfg) != run.id
+    entry = registry.get("initializer", run.config["model"]["initializer"])
+    table = registry._REGISTRY["initializer"]
+    monkeypatch.setitem(table, entry.name, dataclasses.replace(entry, version=entry.version + "-changed"))
+    assert run_id(run.config) != run.id
+
+
+def test_populations_group_by_graph_not_by_per_model_settings(tiny_study, tmp_path):
+    s = load_study(tiny_study)
+    pops = populations(expand(s))
+    # initializer, lr and seed vary per model: one population
+    assert len(pops) == 1 and len(pops[0].runs) == 12
+    text = tiny_study.read_text() + '"model.activation" = ["relu", "tanh"]\n'
+    text = text.replace("[tune]", "").replace('"training.lr" = [0.05, 0.2]', "")
+    text = text.replace('[factors]', '[tune]\n"training.lr" = [0.05, 0.2]\n[factors]')
+    p = tmp_path / "two.toml"
+    p.write_text(text)
+    pops = populations(expand(load_study(p)))
+    assert len(pops) == 2  # activation changes the graph
+    assert all(len({r.config["model"]["activation"] for r in pop.runs}) == 1 for pop in pops)
