@@ -29,7 +29,7 @@ epochs = 3
 batch_size = 32
 
 [factors]
-"model.initializer" = ["torch.default", "he_normal"]
+"model.initializer" = ["torch.default", "torch.kaiming_normal"]
 
 [tune]
 "training.lr" = [0.05, 0.2]

@@ -75,7 +75,7 @@ def test_analysis_tunes_on_validation_and_compares_by_seed(tiny_study, tmp_path)
     noise = np.random.default_rng(0).normal(0, 0.005, 100)
 
     def acc(arm, lr, seed):
-        good = arm.endswith("he_normal")
+        good = arm.endswith("torch.kaiming_normal")
         if lr == 0.2:  # best on validation for both arms, but the test set would prefer 0.05
             return 0.8, (0.70 if good else 0.60) + noise[seed]
         return 0.5, 0.99
@@ -84,13 +84,13 @@ def test_analysis_tunes_on_validation_and_compares_by_seed(tiny_study, tmp_path)
         _fill(st, study, acc)
         an = analyze(st, "tiny")
     assert {a.arm: a.tuned for a in an.arms} == {"initializer=torch.default": {"training.lr": 0.2},
-                                                 "initializer=he_normal": {"training.lr": 0.2}}
+                                                 "initializer=torch.kaiming_normal": {"training.lr": 0.2}}
     best = next(a for a in an.arms if a.rank == 1)
-    assert best.arm == "initializer=he_normal" and best.test.mean == pytest.approx(0.70 + noise[:8].mean())
+    assert best.arm == "initializer=torch.kaiming_normal" and best.test.mean == pytest.approx(0.70 + noise[:8].mean())
     (c,) = an.comparisons
     assert c.n == 8 and c.diff == pytest.approx(-0.10) and c.p_holm < 1e-6
     assert "learning rate tuned per arm on the validation split over {0.05, 0.2}" in an.answer
-    assert "8 seeds per arm" in an.answer and f"'initializer=he_normal' gives the best test accuracy ({100 * best.test.mean:.1f}%" in an.answer
+    assert "8 seeds per arm" in an.answer and f"'initializer=torch.kaiming_normal' gives the best test accuracy ({100 * best.test.mean:.1f}%" in an.answer
     assert "1 of 1 other arms differ significantly" in an.answer
     assert not an.warnings
 

@@ -22,7 +22,7 @@ def test_entry_counts_are_pinned():
     # A new entry must update this test on purpose.
     assert registry.names("activation") == sorted(ACTIVATIONS, key=str.lower)
     assert registry.names("loss") == ["cross_entropy", "squared_error", "squared_error_softmax"]
-    assert set(registry.names("initializer")) >= {"torch.default", "glorot_uniform", "he_normal"}
+    assert set(registry.names("initializer")) >= {"torch.default", "torch.xavier_uniform", "torch.kaiming_normal"}
     assert registry.names("dataset") == ["cifar10_bin", "digits", "mnist1d", "mnist_idx", "npz", "spirals", "teacher"]
     assert registry.names("model") == ["cnn1d", "cnn2d", "mlp"]
 
@@ -35,8 +35,8 @@ def test_every_entry_has_formula_citation_and_docstring(kind):
 
 def test_miss_names_closest_and_list_command():
     with pytest.raises(CatalogError) as info:
-        registry.get("initializer", "he_norml")
-    assert "did you mean 'he_normal'" in str(info.value) and "ponder list initializers" in str(info.value)
+        registry.get("initializer", "kaiming_norml")
+    assert "did you mean 'torch.kaiming_normal'" in str(info.value) and "ponder list initializers" in str(info.value)
     msg = str(pytest.raises(CatalogError, registry.get, "initializer", "default").value)
     assert "torch.default" in msg
 
@@ -111,8 +111,8 @@ def test_torch_default_conv_bit_exact():
 
 @pytest.mark.parametrize("shape", [(64, 32), (16, 8, 5), (8, 3, 3, 3)])
 def test_glorot_and_he_bit_exact_to_torch_nn_init(shape):
-    for name, ref in (("glorot_uniform", lambda t, g: nn.init.xavier_uniform_(t, generator=g)),
-                      ("he_normal", lambda t, g: nn.init.kaiming_normal_(t, generator=g))):
+    for name, ref in (("torch.xavier_uniform", lambda t, g: nn.init.xavier_uniform_(t, generator=g)),
+                      ("torch.kaiming_normal", lambda t, g: nn.init.kaiming_normal_(t, generator=g))):
         ours = ponder.init(name, shape, generator=torch.Generator().manual_seed(3))
         theirs = ref(torch.empty(shape), torch.Generator().manual_seed(3))
         assert torch.equal(ours, theirs), name
@@ -120,13 +120,13 @@ def test_glorot_and_he_bit_exact_to_torch_nn_init(shape):
 
 def test_init_requires_generator_and_checks_rank():
     with pytest.raises(CatalogError, match="explicit generator"):
-        ponder.init("he_normal", (3, 3), generator=None)
+        ponder.init("torch.kaiming_normal", (3, 3), generator=None)
     with pytest.raises(CatalogError, match="at least 2 dimensions"):
-        ponder.init("he_normal", (3,), generator=torch.Generator())
+        ponder.init("torch.kaiming_normal", (3,), generator=torch.Generator())
 
 
 def test_he_normal_std_matches_formula():
-    w = ponder.init("he_normal", (1000, 500), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = ponder.init("torch.kaiming_normal", (1000, 500), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     # relative standard error of a normal sample std is 1/sqrt(2n); allow 5 of them
     assert w.std().item() == pytest.approx(math.sqrt(2 / 500), rel=5 / math.sqrt(2 * w.numel()))
     assert abs(w.mean().item()) < 5 * math.sqrt(2 / 500) / math.sqrt(w.numel())

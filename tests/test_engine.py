@@ -22,9 +22,9 @@ def _train(models, *, arch="mlp", dataset="spirals", options=None, depth=2, widt
 
 MODELS = [
     ModelSettings(0, 0.05, 0.0, "torch.default", {}, 0.0),
-    ModelSettings(1, 0.10, 1e-3, "he_normal", {}, 0.2),
-    ModelSettings(0, 0.02, 0.0, "glorot_uniform", {}, 0.5),
-    ModelSettings(2, 0.05, 0.0, "he_normal", {}, 0.0),
+    ModelSettings(1, 0.10, 1e-3, "torch.kaiming_normal", {}, 0.2),
+    ModelSettings(0, 0.02, 0.0, "torch.xavier_uniform", {}, 0.5),
+    ModelSettings(2, 0.05, 0.0, "torch.kaiming_normal", {}, 0.0),
 ]
 
 
@@ -52,15 +52,15 @@ def test_model_in_population_equals_model_alone_cnn1d():
 def test_same_seed_gives_same_data_order_and_masks_across_arms():
     # Two arms that differ only in learning rate 0 vs 0: identical runs; with the same seed and
     # dropout they must end identical even though a third model with another seed trains beside them.
-    a = ModelSettings(5, 0.05, 0.0, "he_normal", {}, 0.3)
-    recs = _train([a, ModelSettings(6, 0.05, 0.0, "he_normal", {}, 0.3), a])
+    a = ModelSettings(5, 0.05, 0.0, "torch.kaiming_normal", {}, 0.3)
+    recs = _train([a, ModelSettings(6, 0.05, 0.0, "torch.kaiming_normal", {}, 0.3), a])
     assert _max_diff(recs[0].params, recs[2].params) == 0.0
     assert _max_diff(recs[0].params, recs[1].params) > 0.0
 
 
 def test_diverging_model_is_marked_and_does_not_touch_the_others():
     healthy = MODELS[:3]
-    wild = ModelSettings(3, 1e6, 0.0, "he_normal", {}, 0.0)
+    wild = ModelSettings(3, 1e6, 0.0, "torch.kaiming_normal", {}, 0.0)
     base = _train(healthy, optimizer="sgd", loss="squared_error", epochs=3)
     mixed = _train([healthy[0], wild, healthy[1], healthy[2]], optimizer="sgd", loss="squared_error", epochs=3)
     assert mixed[1].status == "diverged" and mixed[1].diverged_epoch in (1, 2, 3)
@@ -83,7 +83,7 @@ def test_records_have_epochs_and_layer_probes():
 
 
 def test_training_learns():
-    rec = _train([ModelSettings(0, 0.1, 0.0, "he_normal", {}, 0.0)], epochs=20, train_size=300, width=32,
+    rec = _train([ModelSettings(0, 0.1, 0.0, "torch.kaiming_normal", {}, 0.0)], epochs=20, train_size=300, width=32,
                  dtype=torch.float32, activation="relu", dataset="digits", options={}, label_noise=0.0)[0]
     assert rec.epochs[-1]["train_loss"] < 0.7 * rec.epochs[0]["train_loss"]
     assert rec.epochs[-1]["train_acc"] > 0.9 and rec.epochs[-1]["test_acc"] > 0.75

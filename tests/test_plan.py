@@ -15,7 +15,7 @@ def test_expansion_counts_and_ids(tiny_study):
     assert len(runs) == 2 * 2 * 3  # initializers x lrs x seeds
     assert len({r.id for r in runs}) == len(runs)
     assert [r.id for r in expand(load_study(tiny_study))] == [r.id for r in runs]  # stable
-    assert {r.arm.label for r in runs} == {"initializer=torch.default", "initializer=he_normal"}
+    assert {r.arm.label for r in runs} == {"initializer=torch.default", "initializer=torch.kaiming_normal"}
 
 
 def test_run_id_changes_with_config_and_catalog_version(tiny_study, monkeypatch):

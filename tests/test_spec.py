@@ -12,7 +12,7 @@ from tests.conftest import TINY, write
 def test_tiny_study_loads(tiny_study):
     s = load_study(tiny_study)
     assert s.name == "tiny" and s.seeds == 3
-    assert s.factors == {"model.initializer": ["torch.default", "he_normal"]}
+    assert s.factors == {"model.initializer": ["torch.default", "torch.kaiming_normal"]}
     assert s.dataset.options == {"n_train": 300, "n_test": 200}
     assert s.primary_metric == "accuracy"
 
@@ -34,10 +34,10 @@ def test_builtin_quickstart_loads_and_quick_overrides_apply():
     # out of range
     (("seeds = 3", "seeds = 0"), ["seeds", "greater than or equal to 1"]),
     # unknown level inside a factor
-    (('"model.initializer" = ["torch.default", "he_normal"]', '"model.initializer" = ["torch.default", "he_normall"]'),
-     ["factors", "model.initializer", "[1]", "did you mean 'he_normal'"]),
+    (('"model.initializer" = ["torch.default", "torch.kaiming_normal"]', '"model.initializer" = ["torch.default", "torch.kaiming_norml"]'),
+     ["factors", "model.initializer", "[1]", "did you mean 'torch.kaiming_normal'"]),
     # a factor key that is not a field
-    (('"model.initializer" = ["torch.default", "he_normal"]', '"model.initialiser" = ["a"]'), ["factors key 'model.initialiser'", "did you mean 'model.initializer'"]),
+    (('"model.initializer" = ["torch.default", "torch.kaiming_normal"]', '"model.initialiser" = ["a"]'), ["factors key 'model.initialiser'", "did you mean 'model.initializer'"]),
     # impossible combination: batch larger than training set
     (("val_fraction = 0.2", "val_fraction = 0.2\ntrain_size = 16"), ["batch_size = 32", "train_size = 16"]),
     # the same setting as factor and tuned
@@ -62,7 +62,7 @@ def test_bad_files_give_one_clear_sentence(tmp_path, mutation, expected):
 
 
 def test_factor_and_tune_overlap_is_refused(tmp_path):
-    path = write(tmp_path, TINY.replace('"model.initializer" = ["torch.default", "he_normal"]', '"training.lr" = [0.1, 0.2]', 1))
+    path = write(tmp_path, TINY.replace('"model.initializer" = ["torch.default", "torch.kaiming_normal"]', '"training.lr" = [0.1, 0.2]', 1))
     with pytest.raises(SpecError, match="both a factor and tuned"):
         load_study(path)
 

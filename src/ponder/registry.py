@@ -13,16 +13,18 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ponder.errors import CatalogError
 
-__all__ = ["Entry", "register", "get", "names", "entries", "KINDS", "closest"]
+__all__ = ["Entry", "register", "alias", "get", "names", "entries", "KINDS", "closest"]
 
 KINDS = ("initializer", "activation", "loss", "dataset", "model")
 
 _REGISTRY: dict[str, dict[str, "Entry"]] = {kind: {} for kind in KINDS}
+_ALIASES: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,21 @@ def closest(name: str, candidates: list[str]) -> list[str]:
     return found
 
 
+def alias(kind: str, old: str, new: str) -> None:
+    """Keep a renamed entry reachable under its old name; using it warns and names the new one."""
+    _ALIASES[kind][old] = new
+
+
 def get(kind: str, name: str) -> Entry:
     """Look an entry up; a miss names the closest entries and the list command."""
     _ensure_loaded()
     table = _REGISTRY[kind]
     if name in table:
         return table[name]
+    if name in _ALIASES[kind]:
+        new = _ALIASES[kind][name]
+        warnings.warn(f"{kind} {name!r} is now called {new!r}; the old name still works", FutureWarning, stacklevel=2)
+        return table[new]
     near = closest(name, list(table))
     hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
     plural = "activations" if kind == "activation" else f"{kind}s"

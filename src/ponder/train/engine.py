@@ -14,32 +14,25 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ponder.catalog.initializers.base import draw_bias, fans_torch, init
+from ponder.catalog.initializers.base import init_network
 from ponder.catalog.models import Layer
-from ponder import registry
 
-__all__ = ["Params", "init_population", "forward", "OptState", "opt_init", "opt_step"]
+__all__ = ["Params", "init_population", "forward", "layer_output", "OptState", "opt_init", "opt_step"]
 
 Params = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (W (M, out, ...), b (M, out))
 
 
 def init_population(layers: tuple[Layer, ...], inits: list[tuple[str, dict]], generators: list[torch.Generator],
-                    dtype: torch.dtype) -> Params:
+                    dtype: torch.dtype, contexts: list[dict] | None = None) -> Params:
     """Initialize M models: model m uses initializer ``inits[m]`` and generator ``generators[m]``.
 
     Each model draws its layers in order, weight then bias, from its own generator, exactly
-    as the same model built alone would.
+    as the same model built alone would. ``contexts[m]`` carries what some initializers need
+    (the activation's name; a forward function and a batch for LSUV).
     """
-    per_model = []
-    for (name, params), gen in zip(inits, generators):
-        bias_rule = registry.get("initializer", name).meta.get("bias", "zeros")
-        layers_m = []
-        for layer in layers:
-            w = init(name, layer.weight_shape, generator=gen, dtype=dtype, **params)
-            fan_in, _ = fans_torch(layer.weight_shape)
-            b = draw_bias(bias_rule, layer.out_features, fan_in, generator=gen, dtype=dtype)
-            layers_m.append((w, b))
-        per_model.append(layers_m)
+    shapes = [layer.weight_shape for layer in layers]
+    per_model = [init_network(name, shapes, generator=gen, dtype=dtype, context=(contexts[m] if contexts else None), **params)
+                 for m, ((name, params), gen) in enumerate(zip(inits, generators))]
     return [(torch.stack([m[i][0] for m in per_model]).contiguous(), torch.stack([m[i][1] for m in per_model]).contiguous())
             for i in range(len(layers))]
 
@@ -69,6 +62,19 @@ def forward(params: Params, layers: tuple[Layer, ...], x: torch.Tensor, act: Cal
             record.append((h, a))
         x = dropout(a, i) if dropout is not None else a
     return x
+
+
+def layer_output(params1: list[tuple[torch.Tensor, torch.Tensor]], layers: tuple[Layer, ...], x: torch.Tensor,
+                 act: Callable[[torch.Tensor], torch.Tensor], upto: int, post: bool) -> torch.Tensor:
+    """The output of layer ``upto`` (pre- or post-activation) of ONE model with unbatched params, on x (1, B, ...)."""
+    h = x
+    for i, (layer, (w, b)) in enumerate(zip(layers, params1)):
+        h = _dense(layer, w[None], b[None], h) if layer.kind == "dense" else _conv(layer, w[None], b[None], h)
+        if i == upto:
+            return act(h) if post and layer.hidden else h
+        if layer.hidden:
+            h = act(h)
+    return h
 
 
 def _conv(layer: Layer, w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from ponder import registry
 from ponder.catalog.models import Layer
 from ponder.rng import rng_for
 from ponder.train.data import PopulationData
-from ponder.train.engine import Params, forward, init_population, opt_init, opt_step
+from ponder.train.engine import Params, forward, init_population, layer_output, opt_init, opt_step
 from ponder.train.probes import layer_stats
 
 __all__ = ["ModelSettings", "RunRecord", "train_population"]
@@ -52,6 +52,20 @@ class RunRecord:
     layers: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
     params: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # final (W, b) per layer, if kept
+
+
+LSUV_BATCH = 256  # examples of the model's own training set that data-dependent initializers see
+
+
+def _init_context(layers, act, activation: str, data: PopulationData, m: int, dtype) -> dict[str, Any]:
+    """What data-dependent initializers need: the activation's name and a one-model forward on a real batch."""
+    x = data.x_pool[data.train_idx[m, :LSUV_BATCH]].unsqueeze(0).to("cpu", dtype)  # (1, B, *sample)
+
+    @torch.no_grad()
+    def fwd(params1, upto: int, post: bool) -> torch.Tensor:
+        return layer_output(params1, layers, x, act, upto, post)
+
+    return {"activation": activation, "forward": fwd}
 
 
 def _per_model_loss(loss_fn, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -85,7 +99,8 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     order_gens = [rng_for(s, "order", dev) for s in seeds]
     drop_gens = [rng_for(s, "dropout", dev) for s in seeds]
     init_gens = [rng_for(m.seed, "init") for m in models]
-    params = init_population(layers, [(m.initializer, m.init_params) for m in models], init_gens, dtype)
+    contexts = [_init_context(layers, act, activation, data, m, dtype) for m in range(M)]
+    params = init_population(layers, [(m.initializer, m.init_params) for m in models], init_gens, dtype, contexts)
     params = [(w.to(dev).requires_grad_(), b.to(dev).requires_grad_()) for w, b in params]
     flat = [t for pair in params for t in pair]
     state = opt_init(optimizer, flat)

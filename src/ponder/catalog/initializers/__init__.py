@@ -1,16 +1,16 @@
-"""Weight initializers, one module per source library.
+"""Weight initializers, one module per source: ``torch_``, ``caffe``, ``keras`` (with TF1),
+``opencv`` and ``modern`` (LSUV, orthogonal, critical).
 
-A *layer* initializer is a function ``fn(shape, *, generator, dtype, **params) -> Tensor``
-that draws one weight tensor in ponder's layout (PyTorch's: dense ``(out, in)``, conv
-``(out, in/groups, *kernel)``) from the generator it is given and from nothing else. Its
-registration says how the layer's bias is initialized (``bias="zeros"`` or
-``bias="fan_in_uniform"``, PyTorch's module default). Adding an initializer is one function
+A *layer* initializer is ``fn(shape, *, generator, dtype, **params) -> Tensor``: one weight in
+ponder's layout (PyTorch's), drawn from the given generator and nothing else. Its registration
+says how the layer's bias is set (``bias="zeros"``, ``"fan_in_uniform"`` or ``"own"``). A
+*network* initializer (``network=True``) sets every layer at once. Adding one is one function
 with one decorator.
 """
 
 from __future__ import annotations
 
-from ponder.catalog.initializers import torch_  # noqa: F401  (registers entries)
-from ponder.catalog.initializers.base import draw_bias, fans_torch, init
+from ponder.catalog.initializers import caffe, keras, modern, opencv, torch_  # noqa: F401  (registers entries)
+from ponder.catalog.initializers.base import draw_bias, fans_caffe, fans_keras, fans_torch, init, init_network
 
-__all__ = ["init", "draw_bias", "fans_torch"]
+__all__ = ["init", "init_network", "draw_bias", "fans_torch", "fans_caffe", "fans_keras"]

@@ -1,25 +1,47 @@
-"""Shared initializer machinery: fan computation and the public ``init`` call."""
+"""Shared initializer machinery: each library's fan rule, layout conversion, the ``init`` call.
+
+Ponder stores weights in PyTorch's layout: dense ``(out, in)``, conv ``(out, in/groups, *k)``,
+transposed conv ``(in, out/groups, *k)``. An initializer named after a library computes fans
+by that library's rule on that library's own layout of the same weight, so a Keras entry sees
+the ``(*k, in, out)`` kernel Keras would have built and a Caffe entry the blob Caffe would have.
+
+Two kinds of entries exist:
+- *layer* initializers, ``fn(shape, *, generator, dtype, **params) -> Tensor`` (or
+  ``(W, b)`` when the registration says ``bias="own"``);
+- *network* initializers (``network=True``), which see every layer at once
+  (Nguyen-Widrow, LSUV): ``fn(shapes, *, generator, dtype, **context_and_params) -> [(W, b), ...]``.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from ponder import registry
 from ponder.errors import CatalogError
 
-__all__ = ["fans_torch", "init", "draw_bias", "BIAS_RULES"]
+__all__ = ["fans_torch", "fans_caffe", "fans_keras", "to_keras_layout", "from_keras_layout", "init", "init_network",
+           "draw_bias", "BIAS_RULES", "check_shape", "derive_seed"]
 
-BIAS_RULES = ("zeros", "fan_in_uniform")
+BIAS_RULES = ("zeros", "fan_in_uniform", "own")
+
+
+def check_shape(shape: Sequence[int], name: str, min_rank: int = 1) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < min_rank or any(s < 1 for s in shape):
+        raise CatalogError(f"initializer {name!r} needs a shape of at least {min_rank} positive dimensions, got {shape}")
+    return shape
 
 
 def fans_torch(shape: Sequence[int]) -> tuple[int, int]:
-    """(fan_in, fan_out) by PyTorch's rule for a per-model weight shape.
+    """(fan_in, fan_out) by PyTorch's rule (``_calculate_fan_in_and_fan_out``).
 
-    Layout ``(out, in, *kernel)``: fan_in = in * prod(kernel), fan_out = out * prod(kernel).
-    A population's leading model axis must not be passed here.
+    Layout ``(dim0, dim1, *kernel)``: fan_in = dim1 * prod(kernel), fan_out = dim0 * prod(kernel).
+    For a transposed conv, stored ``(in, out/g, *k)``, this makes "fan_in" the layer's output
+    channels, as torch does. A population's leading model axis must not be passed here.
 
     Raises:
         CatalogError: fewer than 2 dimensions (PyTorch refuses them too).
@@ -30,9 +52,70 @@ def fans_torch(shape: Sequence[int]) -> tuple[int, int]:
     return int(shape[1]) * receptive, int(shape[0]) * receptive
 
 
+def fans_caffe(shape: Sequence[int]) -> tuple[int, int]:
+    """(fan_in, fan_out) by Caffe's blob rule (filler.hpp): fan_in = count / s[0], fan_out = count / s[1].
+
+    Caffe's blobs have PyTorch's layout (InnerProduct ``(N_out, K_in)``, Convolution
+    ``(C_out, C_in/g, *k)``, Deconvolution ``(C_in, num_output/g, *k)``). A 1-D blob has
+    fan_in = 1 and fan_out = count (Caffe since March 2018).
+    """
+    count = math.prod(shape)
+    if len(shape) == 1:
+        return 1, count
+    return count // int(shape[0]), count // int(shape[1])
+
+
+def to_keras_layout(shape: Sequence[int], transposed: bool = False) -> tuple[int, ...]:
+    """The Keras kernel shape of a weight stored in PyTorch layout.
+
+    Dense ``(out, in)`` -> ``(in, out)``; conv ``(out, in, *k)`` -> ``(*k, in, out)``;
+    transposed conv ``(in, out, *k)`` -> ``(*k, out, in)`` (Keras: ``(*k, filters, in)``).
+    """
+    shape = tuple(shape)
+    if len(shape) < 2:
+        return shape
+    if len(shape) == 2:
+        return (shape[1], shape[0])
+    a, b, k = shape[0], shape[1], shape[2:]
+    return (*k, b, a)
+
+
+def from_keras_layout(kernel: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`to_keras_layout` for a tensor: ``(*k, b, a)`` -> ``(a, b, *k)``."""
+    if kernel.dim() < 2:
+        return kernel
+    if kernel.dim() == 2:
+        return kernel.t().contiguous()
+    nk = kernel.dim() - 2
+    perm = (nk + 1, nk, *range(nk))
+    return kernel.permute(perm).contiguous()
+
+
+def fans_keras(keras_shape: Sequence[int]) -> tuple[float, float]:
+    """(fan_in, fan_out) by Keras 3's ``compute_fans`` on a Keras-layout shape.
+
+    rank 0: (1, 1); rank 1: (s0, s0); rank 2: (s0, s1); rank >= 3: receptive = prod(s[:-2]),
+    fan_in = s[-2] * receptive, fan_out = s[-1] * receptive.
+    """
+    s = tuple(keras_shape)
+    if len(s) == 0:
+        return 1, 1
+    if len(s) == 1:
+        return s[0], s[0]
+    if len(s) == 2:
+        return s[0], s[1]
+    receptive = math.prod(s[:-2])
+    return s[-2] * receptive, s[-1] * receptive
+
+
+def derive_seed(generator: torch.Generator) -> int:
+    """A 31-bit integer seed drawn from ``generator`` (for entries that draw with another RNG)."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+
+
 def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
          dtype: torch.dtype = torch.float32, **params: Any) -> torch.Tensor:
-    """Draw one weight tensor of ``shape`` with catalog initializer ``name``.
+    """Draw one weight tensor of ``shape`` with layer initializer ``name``.
 
     Args:
         name: A catalog initializer name (``ponder list initializers``).
@@ -42,15 +125,58 @@ def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
         **params: The initializer's parameters.
 
     Returns:
-        A new tensor of ``shape`` and ``dtype``.
+        A new tensor of ``shape`` and ``dtype`` (the weight only, for entries that also set a bias).
     """
+    out = _call_layer(name, shape, generator=generator, dtype=dtype, **params)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _call_layer(name: str, shape: Sequence[int], *, generator, dtype, **params):
     entry = registry.get("initializer", name)
+    if entry.meta.get("network"):
+        raise CatalogError(f"initializer {name!r} initializes a whole network; give the layer sizes (ponder init {name} --layers 40,100,10)")
     if generator is None:
         raise CatalogError(f"initializer {name!r} needs an explicit generator (ponder never uses the global RNG)")
     try:
         return entry.fn(tuple(int(s) for s in shape), generator=generator, dtype=dtype, **params)
     except TypeError as exc:
         raise CatalogError(f"initializer {name!r} got bad parameters {sorted(params)}: {exc}") from None
+
+
+def init_layer(name: str, shape: Sequence[int], *, generator: torch.Generator, dtype: torch.dtype,
+               params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) of one layer by a layer initializer and its bias rule, drawing W first."""
+    entry = registry.get("initializer", name)
+    out = _call_layer(name, shape, generator=generator, dtype=dtype, **params)
+    if isinstance(out, tuple):
+        return out
+    fan_in, _ = fans_torch(shape)
+    return out, draw_bias(entry.meta.get("bias", "zeros"), int(shape[0]), fan_in, generator=generator, dtype=dtype)
+
+
+def init_network(name: str, shapes: Sequence[Sequence[int]], *, generator: torch.Generator,
+                 dtype: torch.dtype = torch.float32, context: dict[str, Any] | None = None,
+                 **params: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(W, b) for every layer of a network, by a network or a layer initializer.
+
+    Args:
+        shapes: Per-layer weight shapes in PyTorch layout, input layer first.
+        context: What some entries need beyond shapes: ``activation`` (name) for ``critical``,
+            ``forward`` and ``batch`` for ``lsuv``. Entries declare what they use in ``meta["needs"]``.
+    """
+    entry = registry.get("initializer", name)
+    context = context or {}
+    needs = entry.meta.get("needs", ())
+    missing = [n for n in needs if n not in context]
+    if missing:
+        raise CatalogError(f"initializer {name!r} needs {', '.join(missing)} to draw weights")
+    extra = {n: context[n] for n in needs}
+    if entry.meta.get("network"):
+        try:
+            return entry.fn([tuple(s) for s in shapes], generator=generator, dtype=dtype, **extra, **params)
+        except TypeError as exc:
+            raise CatalogError(f"initializer {name!r} got bad parameters {sorted(params)}: {exc}") from None
+    return [init_layer(name, s, generator=generator, dtype=dtype, params={**extra, **params}) for s in shapes]
 
 
 def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Generator,
@@ -62,3 +188,7 @@ def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Gen
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         return torch.empty(out_features, dtype=dtype).uniform_(-bound, bound, generator=generator)
     raise CatalogError(f"unknown bias rule {rule!r}; expected one of {BIAS_RULES}")
+
+
+def as_tensor(arr: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)

@@ -1,0 +1,207 @@
+"""Mean-field signal propagation in wide random networks (Poole et al. 2016; Schoenholz et al. 2017).
+
+For h^l = W^l phi(h^{l-1}) + b^l with W_ij ~ N(0, sigma_w^2 / N) and b_i ~ N(0, sigma_b^2):
+
+- length map  q^l = sigma_w^2 E_z[phi(sqrt(q^{l-1}) z)^2] + sigma_b^2, fixed point q*;
+- chi_1 = sigma_w^2 E_z[phi'(sqrt(q*) z)^2]: < 1 ordered (signals and gradients vanish),
+  > 1 chaotic (gradients explode), = 1 critical, the "edge of chaos";
+- depth scales: 1/xi_q = -log(chi_1 + sigma_w^2 E[phi''(sqrt(q*) z) phi(sqrt(q*) z)]) and
+  1/xi_c = -log(sigma_w^2 E[phi'(u1) phi'(u2)]) at the correlation fixed point c*
+  (= -log chi_1 when c* = 1, so xi_c diverges at criticality). Schoenholz et al. find that
+  networks train only up to a depth of about 6 xi_c.
+
+Expectations use composite Gauss-Legendre quadrature against the normal density, with autograd derivatives of
+the catalog activation; ReLU and the identity use their closed forms, since quadrature is
+inaccurate at ReLU's kink.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from ponder import registry
+from ponder.errors import PonderError
+
+__all__ = ["MeanField", "meanfield", "fixed_point_q", "chi1", "critical_sigma_w2", "depth_scales", "expect"]
+
+_PANELS = 400  # 3200 nodes for 1-D expectations (even: 0 is a panel edge)
+# Positively homogeneous activations: E[phi(sqrt(q) z)^2] = c q and E[phi'(.)^2] = c for every q.
+_HOMOGENEOUS = {"relu": 0.5, "leaky_relu": (1 + 0.01**2) / 2, "identity": 1.0}
+_CLOSED = tuple(_HOMOGENEOUS)
+
+
+@lru_cache(maxsize=4)
+def _nodes(panels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for E_z[f(z)], z ~ N(0, 1): composite 8-point Gauss-Legendre on [-10, 10].
+
+    Panel edges include 0, where most activations have their kink, so piecewise-smooth
+    integrands converge fast; Gauss-Hermite nodes converge slowly across a kink.
+    """
+    x, w = np.polynomial.legendre.leggauss(8)
+    edges = np.linspace(-10.0, 10.0, panels + 1)
+    half = (edges[1:] - edges[:-1])[:, None] / 2
+    mid = (edges[1:] + edges[:-1])[:, None] / 2
+    z = (mid + half * x).ravel()
+    wz = (half * w).ravel() * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    return z, wz
+
+
+def _derivs(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """phi(u), phi'(u), phi''(u) by autograd on float64."""
+    f = registry.get("activation", name).fn
+    t = torch.as_tensor(u, dtype=torch.float64).requires_grad_()
+    y = f(t)
+    (d1,) = torch.autograd.grad(y.sum(), t, create_graph=True)
+    if d1.requires_grad:
+        (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
+        d2 = torch.zeros_like(t) if d2 is None else d2
+    else:
+        d2 = torch.zeros_like(t)
+    return y.detach().numpy(), d1.detach().numpy(), d2.detach().numpy()
+
+
+def expect(name: str, q: float, what: str = "phi2") -> float:
+    """E_z over z ~ N(0,1) of phi(sqrt(q) z)^2 ('phi2'), phi'(.)^2 ('dphi2') or phi''(.) phi(.) ('d2phi_phi')."""
+    x, w = _nodes(_PANELS)
+    # At q* = 0 the limit q -> 0+ is wanted (for a kink at 0: the mean of the one-sided
+    # derivatives), not phi'(0) at a single point: evaluate at a tiny positive q.
+    y, d1, d2 = _derivs(name, math.sqrt(max(q, 1e-12)) * x)
+    val = {"phi2": y * y, "dphi2": d1 * d1, "d2phi_phi": d2 * y}[what]
+    return float((w * val).sum())
+
+
+def fixed_point_q(name: str, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0) -> float:
+    """The stable fixed point q* of the length map: the root of sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 - q
+    by Brent's method (inf when the map diverges, as for ReLU with sigma_w^2 >= 2 and sigma_b > 0)."""
+    if name in _HOMOGENEOUS:
+        c = _HOMOGENEOUS[name]
+        if sigma_w2 * c < 1:
+            return sigma_b2 / (1 - sigma_w2 * c)
+        return q0 if sigma_w2 * c == 1 and sigma_b2 == 0 else math.inf
+    if sigma_b2 == 0 and abs(_derivs(name, np.zeros(1))[0][0]) < 1e-15:
+        # phi(0) = 0: q* = 0 is a fixed point, the stable one while chi_1(q -> 0) < 1; iterating
+        # towards it converges only like 1/l, so decide directly.
+        if sigma_w2 * expect(name, 0.0, "dphi2") < 1:
+            return 0.0
+    g = lambda q: sigma_w2 * expect(name, q) + sigma_b2 - q  # noqa: E731  (> 0 below a stable q*, < 0 above)
+    lo = max(sigma_b2, 1e-12)
+    if g(lo) <= 0:
+        return lo
+    hi = max(1.0, 2 * sigma_b2)
+    while g(hi) > 0:
+        lo, hi = hi, hi * 4
+        if hi > 1e12:
+            return math.inf
+    return float(brentq(g, lo, hi, xtol=1e-14, rtol=1e-13))
+
+
+def chi1(name: str, sigma_w2: float, sigma_b2: float) -> float:
+    """chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]; ReLU: sigma_w^2 / 2, identity: sigma_w^2, for every q."""
+    if name in _HOMOGENEOUS:
+        return sigma_w2 * _HOMOGENEOUS[name]
+    q = fixed_point_q(name, sigma_w2, sigma_b2)
+    if not math.isfinite(q):
+        return math.inf
+    return sigma_w2 * expect(name, q, "dphi2")
+
+
+def critical_sigma_w2(name: str, sigma_b2: float = 0.0, *, lo: float = 1e-3, hi: float = 1000.0) -> float:
+    """The sigma_w^2 with chi_1 = 1 at this sigma_b^2 (the critical line), by Brent's method.
+
+    Raises:
+        PonderError: the activation has no critical point at this sigma_b^2 in [lo, hi].
+    """
+    if name in _HOMOGENEOUS:
+        if sigma_b2 > 0:
+            raise PonderError(f"the edge of chaos of {name!r} is the single point sigma_b^2 = 0 (the length map diverges "
+                              "on the critical line otherwise); use sigma_b2 = 0")
+        return 1.0 / _HOMOGENEOUS[name]
+    f = lambda s: chi1(name, s, sigma_b2) - 1.0  # noqa: E731
+    grid = np.geomspace(lo, hi, 61)
+    vals = [f(s) for s in grid]
+    for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:]):
+        if math.isfinite(fa) and math.isfinite(fb) and fa * fb <= 0:
+            return float(brentq(f, a, b, xtol=1e-12))
+    raise PonderError(f"activation {name!r} has no critical sigma_w^2 in [{lo}, {hi}] at sigma_b^2 = {sigma_b2}")
+
+
+def _c_map(name: str, sigma_w2: float, sigma_b2: float, q: float, c: float) -> tuple[float, float]:
+    """(next correlation, sigma_w^2 E[phi'(u1) phi'(u2)]) for correlation c at length q."""
+    x, w = _nodes(100)
+    z1, z2 = np.meshgrid(x, x, indexing="ij")
+    ww = np.outer(w, w)
+    s = math.sqrt(q)
+    u1 = s * z1
+    u2 = s * (c * z1 + math.sqrt(max(0.0, 1 - c * c)) * z2)
+    p1, d1, _ = _derivs(name, u1.ravel())
+    p2, d2, _ = _derivs(name, u2.ravel())
+    q12 = sigma_w2 * float((ww.ravel() * p1 * p2).sum()) + sigma_b2
+    return q12 / q, sigma_w2 * float((ww.ravel() * d1 * d2).sum())
+
+
+def depth_scales(name: str, sigma_w2: float, sigma_b2: float) -> tuple[float, float, float]:
+    """(xi_q, xi_c, c*): the depth scales of the length and correlation maps and the correlation fixed point."""
+    c1 = chi1(name, sigma_w2, sigma_b2)
+    if name in _CLOSED:
+        xi_q = math.inf if c1 >= 1 else -1.0 / math.log(c1)
+        if c1 <= 1:
+            return xi_q, (math.inf if c1 == 1 else -1.0 / math.log(c1)), 1.0
+        return xi_q, math.nan, math.nan
+    q = fixed_point_q(name, sigma_w2, sigma_b2)
+    if not math.isfinite(q):
+        return math.nan, math.nan, math.nan
+    a = c1 + sigma_w2 * expect(name, q, "d2phi_phi")
+    xi_q = math.inf if a >= 1 or a <= 0 else -1.0 / math.log(a)
+    if c1 <= 1 + 1e-12:
+        return xi_q, (math.inf if abs(c1 - 1) < 1e-9 else -1.0 / math.log(c1)), 1.0
+    c = 0.5  # chaotic phase: iterate to c* < 1
+    for _ in range(500):
+        new, _ = _c_map(name, sigma_w2, sigma_b2, q, c)
+        new = min(new, 1.0)
+        if abs(new - c) < 1e-10:
+            break
+        c = new
+    _, slope = _c_map(name, sigma_w2, sigma_b2, q, c)
+    return xi_q, (math.inf if slope >= 1 else -1.0 / math.log(slope)), c
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """Mean-field summary of one (activation, sigma_w^2, sigma_b^2)."""
+
+    activation: str
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float
+    chi1: float
+    xi_q: float
+    xi_c: float
+    c_star: float
+
+    @property
+    def phase(self) -> str:
+        if not math.isfinite(self.chi1):
+            return "divergent"
+        if abs(self.chi1 - 1) < 1e-3:
+            return "critical"
+        return "ordered" if self.chi1 < 1 else "chaotic"
+
+    @property
+    def trainable_depth(self) -> float:
+        """Schoenholz et al.'s estimate of the deepest trainable network, 6 xi_c."""
+        return 6 * self.xi_c
+
+
+def meanfield(name: str, sigma_w2: float, sigma_b2: float = 0.0) -> MeanField:
+    """q*, chi_1, xi_q, xi_c and c* for an activation at (sigma_w^2, sigma_b^2)."""
+    registry.get("activation", name)
+    q = fixed_point_q(name, sigma_w2, sigma_b2)
+    c1 = chi1(name, sigma_w2, sigma_b2)
+    xi_q, xi_c, c = depth_scales(name, sigma_w2, sigma_b2)
+    return MeanField(name, sigma_w2, sigma_b2, q, c1, xi_q, xi_c, c)
