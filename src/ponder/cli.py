@@ -188,6 +188,154 @@ def export(study: str = typer.Argument(..., help="Study name in the store."),
             out.print(str(p))
 
 
+@app.command("init")
+def init_cmd(name: str = typer.Argument(..., help="Catalog initializer, e.g. caffe.xavier or 'caffe.gaussian(std=0.01)'."),
+             shape: Optional[str] = typer.Option(None, "--shape", help="Weight shape in PyTorch layout, e.g. 256,128."),
+             layers: Optional[str] = typer.Option(None, "--layers", help="Layer sizes for a whole MLP, e.g. 40,100,100,10."),
+             param: list[str] = typer.Option([], "--param", help="key=value, repeatable."),
+             seed: int = typer.Option(0, "--seed"),
+             activation: str = typer.Option("relu", "--activation", help="For initializers that depend on it (critical, orthogonal, lsuv)."),
+             rng: Optional[str] = typer.Option(None, "--rng", help="opencv: draw with OpenCV's own RNG stream (bit-exact)."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+             save: Optional[str] = typer.Option(None, "--save", help="Save the tensor (.npy) or all layers (.npz).")) -> None:
+    """Draw an initializer and show its formula, the fans it used and sample statistics."""
+    import numpy as np
+    import torch
+
+    from ponder.catalog.initializers.base import init_network, parse_init
+    from ponder.rng import rng_for
+
+    base, params = parse_init(name)
+    for p in param:
+        key, sep, value = p.partition("=")
+        if not sep:
+            raise PonderError(f"--param {p!r} is not key=value")
+        params[key.strip()] = _literal(value.strip())
+    if rng is not None:
+        params["rng"] = rng
+    entry = registry.get("initializer", base)
+    if (shape is None) == (layers is None):
+        raise PonderError("give exactly one of --shape (one weight) or --layers (a whole MLP)")
+    if shape is not None:
+        shapes = [_ints(shape, "--shape")]
+        if entry.meta.get("network"):
+            raise PonderError(f"{base!r} initializes a whole network; use --layers, e.g. --layers 40,100,10")
+    else:
+        sizes = _ints(layers, "--layers")
+        if len(sizes) < 2:
+            raise PonderError("--layers needs at least an input and an output size, e.g. 40,100,10")
+        shapes = [(b, a) for a, b in zip(sizes[:-1], sizes[1:])]
+    ctx = {"activation": activation}
+    if "forward" in entry.meta.get("needs", ()):
+        batch = torch.randn(256, shapes[0][1], generator=rng_for(seed, "cli-batch"), dtype=torch.float64)
+        act = registry.get("activation", activation).fn
+
+        def fwd(ps, upto, post):
+            h = batch
+            for i, (w, b) in enumerate(ps):
+                h = h @ w.t() + b
+                if i == upto:
+                    return act(h) if post and i < len(ps) - 1 else h
+                h = act(h)
+            return h
+
+        ctx["forward"] = fwd
+    drawn = init_network(base, shapes, generator=rng_for(seed, "init"), dtype=torch.float64, context=ctx, **params)
+    rows = []
+    for i, ((w, b), s) in enumerate(zip(drawn, shapes)):
+        fan_in = int(np.prod(s[1:]))
+        rows.append({"layer": i, "shape": list(s), "fan_in": fan_in, "fan_out": int(s[0] * np.prod(s[2:])),
+                     "mean": float(w.mean()), "std": float(w.std()), "min": float(w.min()), "max": float(w.max()),
+                     "sigma_w2": float(fan_in * w.pow(2).mean()), "bias_std": float(b.std()) if b.numel() > 1 else 0.0})
+    if save:
+        if save.endswith(".npz"):
+            np.savez(save, **{f"W{i}": w.numpy() for i, (w, _) in enumerate(drawn)}, **{f"b{i}": b.numpy() for i, (_, b) in enumerate(drawn)})
+        else:
+            np.save(save, drawn[0][0].numpy())
+    if as_json:
+        print(json.dumps({"name": base, "params": params, "formula": entry.formula, "source": entry.source, "layers": rows}, indent=2))
+        return
+    out.print(f"[bold]{base}[/bold] {params or ''}: {entry.formula}", soft_wrap=True)
+    out.print(f"source: {entry.source}; cites: {entry.cites}", soft_wrap=True)
+    _emit([{k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows], "table")
+    if save:
+        out.print(f"saved: {save}")
+
+
+def _ints(text: str, opt: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise PonderError(f"{opt} {text!r} must be comma-separated integers, e.g. 256,128") from None
+    if not vals or any(v < 1 for v in vals):
+        raise PonderError(f"{opt} {text!r} must hold positive sizes")
+    return vals
+
+
+def _literal(text: str):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+theory_app = typer.Typer(help="Theory without training: mean field, phase diagrams, folklore checks.", no_args_is_help=True)
+app.add_typer(theory_app, name="theory")
+
+
+@theory_app.command("meanfield")
+def theory_meanfield(activation: str = typer.Option("tanh", "--activation"),
+                     sigma_w2: float = typer.Option(1.0, "--sigma-w2"),
+                     sigma_b2: float = typer.Option(0.0, "--sigma-b2"),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """q*, chi_1, depth scales and phase for one (activation, sigma_w^2, sigma_b^2)."""
+    from dataclasses import asdict
+
+    from ponder.theory.meanfield import meanfield
+
+    r = meanfield(activation, sigma_w2, sigma_b2)
+    row = {**asdict(r), "phase": r.phase, "trainable_depth": r.trainable_depth}
+    if as_json:
+        print(json.dumps(row))
+    else:
+        _emit([{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}], "table")
+
+
+@theory_app.command("critical")
+def theory_critical(activation: str = typer.Option("tanh", "--activation"),
+                    sigma_b2: float = typer.Option(0.0, "--sigma-b2")) -> None:
+    """The sigma_w^2 that puts an activation at the edge of chaos (chi_1 = 1)."""
+    from ponder.theory.meanfield import critical_sigma_w2
+
+    out.print(f"{activation}: critical sigma_w^2 = {critical_sigma_w2(activation, sigma_b2):.6g} at sigma_b^2 = {sigma_b2:g}")
+
+
+@theory_app.command("phase")
+def theory_phase(activation: str = typer.Option("tanh", "--activation"),
+                 sigma_b2: float = typer.Option(0.05, "--sigma-b2", help="sigma_b^2 of the depth-scale panel."),
+                 path: str = typer.Option("phase.png", "--out", help="PNG file to write.")) -> None:
+    """Draw the order/chaos phase diagram with the trainable-depth line 6 xi_c."""
+    from ponder.report.plots import phase_diagram
+
+    registry.get("activation", activation)
+    out.print(f"phase diagram: {phase_diagram(activation, Path(path), sigma_b2=sigma_b2)}")
+
+
+@theory_app.command("folklore")
+def theory_folklore(k: float = typer.Option(0.25, "--k", help="Within k standard deviations of 0."),
+                    fmt: str = typer.Option("table", "--format")) -> None:
+    """Test "uniform random numbers put more weights near 0" for every initializer."""
+    from ponder.theory.folklore import near_zero_table, verdict
+
+    rows = [{"initializer": r.name, "law": r.law, "std": f"{r.std:.4g}", "sampled": f"{100 * r.sampled:.2f}%",
+             "exact": "-" if r.exact is None else f"{100 * r.exact:.2f}%"} for r in near_zero_table(k)]
+    _emit(rows, fmt)
+    if fmt != "json":
+        out.print(verdict(k), soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point: one line and exit code 2 for user errors."""
     debug = "--debug" in sys.argv

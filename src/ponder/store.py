@@ -40,10 +40,12 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS epochs(run_id VARCHAR, epoch INTEGER, train_loss DOUBLE, train_acc DOUBLE,
         val_loss DOUBLE, val_acc DOUBLE, test_loss DOUBLE, test_acc DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS layers(run_id VARCHAR, epoch INTEGER, layer INTEGER, preact_std DOUBLE,
-        act_mean DOUBLE, act_std DOUBLE, zero_frac DOUBLE, dead_frac DOUBLE, grad_norm DOUBLE)""",
+        act_mean DOUBLE, act_std DOUBLE, zero_frac DOUBLE, dead_frac DOUBLE, grad_norm DOUBLE, sigma_w2 DOUBLE,
+        sigma_b2 DOUBLE)""",
 ]
 EPOCH_COLS = ["run_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
-LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm"]
+LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm",
+              "sigma_w2", "sigma_b2"]
 RUN_COLS = ["run_id", "config_json", "status", "diverged_epoch", "error", "population", "population_size", "steps",
             "wall_s", "finished", "env_json"]
 DONE = ("ok", "diverged")

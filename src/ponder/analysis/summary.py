@@ -51,6 +51,11 @@ class Analysis:
     finals: pd.DataFrame  # one row per run at the chosen setting
     pending: int
     layers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    focus: str = ""
+    conditions: list = field(default_factory=list)
+    interaction: str = ""
+    sigma_w2: dict = field(default_factory=dict)  # arm -> mean effective sigma_w^2 of the hidden layers at init
+    chance: float = 0.0
 
 
 def _final_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +138,23 @@ def analyze(store: Store, name: str) -> Analysis:
     from ponder.analysis.answer import answer_sentence
 
     text = answer_sentence(spec, metric, arms, ref, comps, chosen)
-    return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers)
+    focus, conds, inter = "", [], ""
+    if len(spec.get("factors", {})) >= 2 and metric == "accuracy":
+        from ponder.analysis.interaction import interaction_sentence, interactions
+
+        focus, conds = interactions(chosen, spec["factors"], chance, CHANCE_MARGIN)
+        inter = interaction_sentence(focus, conds)
+        text = f"{text} {inter}"
+    return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers,
+                    focus, conds, inter, _sigma_w2(layers), chance)
+
+
+def _sigma_w2(layers: pd.DataFrame) -> dict[str, float]:
+    """Mean effective sigma_w^2 (fan_in E[W^2]) of the hidden layers at initialization, per arm."""
+    if layers.empty or "sigma_w2" not in layers:
+        return {}
+    init = layers[(layers["epoch"] == 0) & layers["act_std"].notna()]
+    return init.groupby("arm")["sigma_w2"].mean().to_dict()
 
 
 def _n_classes(chosen: pd.DataFrame) -> int:

@@ -18,6 +18,7 @@ import psutil
 import torch
 
 from ponder.catalog.datasets import load_pool
+from ponder.catalog.initializers.base import parse_init
 from ponder.catalog.models import Layer, build, param_count
 from ponder.errors import LimitError, PonderError
 from ponder.store import Store, environment
@@ -116,9 +117,11 @@ def train_chunk(runs: list[Run], *, device: str = "cpu") -> tuple[list[dict], li
     data = prepare_data(pool, seeds=[r.seed for r in runs], label_noise=[r.config["dataset"]["label_noise"] for r in runs],
                         val_fraction=cfg["dataset"]["val_fraction"], train_size=cfg["dataset"]["train_size"],
                         dtype=dtype, device=device)
-    models = [ModelSettings(r.seed, r.config["training"]["lr"], r.config["training"]["weight_decay"],
-                            r.config["model"]["initializer"], r.config["model"]["init_params"], r.config["model"]["dropout"])
-              for r in runs]
+    models = []
+    for r in runs:
+        name, params = parse_init(r.config["model"]["initializer"])
+        models.append(ModelSettings(r.seed, r.config["training"]["lr"], r.config["training"]["weight_decay"], name,
+                                    {**r.config["model"]["init_params"], **params}, r.config["model"]["dropout"]))
     t0 = time.perf_counter()
     t = cfg["training"]
     records = train_population(layers, models, data, activation=cfg["model"]["activation"], loss=t["loss"],

@@ -9,7 +9,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ponder.analysis import Analysis, analyze
-from ponder.report.plots import final_metric, learning_curves
+from ponder.report.plots import final_metric, interaction_heatmap, learning_curves, propagation
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown"]
@@ -35,6 +35,16 @@ def summary_markdown(an: Analysis) -> str:
     for a in sorted(an.arms, key=lambda a: a.rank):
         lines.append(f"| {a.arm} | {a.rank} | {json.dumps(a.tuned)} | {fmt(a.test.mean)} | {fmt(a.test.lo)} – {fmt(a.test.hi)} | "
                      f"{a.n_runs} | {a.n_diverged} | {a.n_chance} |")
+    if an.conditions:
+        lines += ["", f"## Interaction: {an.focus} across conditions", "", an.interaction, "",
+                  "| " + an.focus.split(".", 1)[1] + " | " + " | ".join(c.label for c in an.conditions) + " |",
+                  "|---|" + "---|" * len(an.conditions)]
+        for lvl in dict.fromkeys(k for c in an.conditions for k in c.levels):
+            cells = []
+            for c in an.conditions:
+                v = c.levels.get(lvl, float("nan"))
+                cells.append(_pct(v) + (" (best)" if lvl == c.best else " *" if lvl in c.tied else ""))
+            lines.append(f"| {lvl} | " + " | ".join(cells) + " |")
     lines += ["", f"Paired comparisons against '{an.reference}' (Holm-corrected):", "",
               "| arm | seeds | difference | t-test p | Wilcoxon p | Holm p |", "|---|---|---|---|---|---|"]
     for c in an.comparisons:
@@ -54,13 +64,27 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
         {"file": final_metric(an, folder / "final_metric.png").name,
          "caption": "Final test metric per arm: mean with 95% CI; grey dots are individual seeds."},
     ]
+    if an.conditions:
+        figures.append({"file": interaction_heatmap(an, folder / "interaction.png").name,
+                        "caption": f"Interaction: mean test accuracy of each {an.focus.split('.', 1)[1]} (rows) in each condition "
+                                   "of the other factors (columns); '(best)' marks the best level, '*' the levels tied with it."})
+        prop = propagation(an, folder / "propagation.png")
+        if prop is not None:
+            figures.append({"file": prop.name, "caption": "Signal propagation at initialization in the deepest networks: per-layer "
+                            "pre-activation std and weight-gradient norm on a fixed probe batch (mean over seeds); dashed lines "
+                            "are the mean-field prediction from each layer's measured sigma_w^2 and sigma_b^2."})
+    folklore = None
+    if an.focus == "model.initializer" or list(an.study["spec"].get("factors", {}))[:1] == ["model.initializer"]:
+        from ponder.theory.folklore import near_zero_table, verdict
+
+        folklore = {"verdict": verdict(), "rows": near_zero_table()}
     fmt = _pct if an.metric == "accuracy" else (lambda v: "–" if v != v else f"{v:.4f}")
     fmtd = (lambda v: "–" if v != v else f"{100 * v:+.1f} pts") if an.metric == "accuracy" else (lambda v: f"{v:+.4f}")
     envs = an.finals["env_json"].dropna()
     env = json.loads(envs.iloc[0]) if len(envs) else {}
     html = _ENV.get_template("study.html").render(
         study=an.study, spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures,
-        fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env),
+        fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env), folklore=folklore, sigma=an.sigma_w2,
         command=command or f"ponder run {an.study['spec'].get('source') or name}{' --quick' if an.study['quick'] else ''} --store {store.path}")
     (folder / "index.html").write_text(html, encoding="utf-8")
     (folder / "summary.md").write_text(summary_markdown(an), encoding="utf-8")

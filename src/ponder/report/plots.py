@@ -24,7 +24,40 @@ def _style(i: int) -> dict:
 
 
 def learning_curves(an: Analysis, path: Path) -> Path:
-    """Validation and test accuracy per epoch, mean over seeds with 95% CI bands, one line per arm."""
+    """Accuracy per epoch, mean over seeds with 95% CI bands, at each arm's chosen setting.
+
+    One panel each for train and test accuracy; a study with several factors gets one
+    test-accuracy panel per condition of the other factors, with a line per focus level.
+    """
+    if an.conditions:
+        arm_focus = {a.arm: str(a.levels[an.focus]) for a in an.arms}
+        arm_cond = {a.arm: ", ".join(f"{k.split('.', 1)[1]}={v:g}" if isinstance(v, float) else f"{k.split('.', 1)[1]}={v}"
+                                     for k, v in a.levels.items() if k != an.focus) for a in an.arms}
+        conds = [c.label for c in an.conditions]
+        cols = min(4, len(conds))
+        rows = (len(conds) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.8), sharey=True, squeeze=False)
+        focus_levels = list(dict.fromkeys(arm_focus.values()))
+        for k, cond in enumerate(conds):
+            ax = axes[k // cols, k % cols]
+            for arm in (a.arm for a in an.arms if arm_cond[a.arm] == cond):
+                i = focus_levels.index(arm_focus[arm])
+                c = an.curves[(an.curves["arm"] == arm) & (an.curves["split"] == "test")].sort_values("epoch")
+                st = _style(i)
+                ax.plot(c["epoch"], 100 * c["mean"], label=arm_focus[arm], lw=1.3, **st)
+                ax.fill_between(c["epoch"], 100 * c["lo"], 100 * c["hi"], color=st["color"], alpha=0.12, lw=0)
+            ax.set_title(cond, fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        for k in range(len(conds), rows * cols):
+            axes[k // cols, k % cols].axis("off")
+        axes[0, 0].set_ylabel("test accuracy (%)")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(labels) // 6), 1, 1))
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, split in zip(axes, ("train", "test")):
         for i, arm in enumerate(a.arm for a in an.arms):
@@ -63,5 +96,137 @@ def final_metric(an: Analysis, path: Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def phase_diagram(activation: str, path: Path, *, sigma_b2: float = 0.05, measured=None) -> Path:
+    """Order/chaos phase diagram of an activation: chi_1 over (sigma_w^2, sigma_b^2) with the critical
+    line, and the depth scale 6 xi_c (trainable depth) against sigma_w^2 at ``sigma_b2``.
+
+    ``measured``: optional rows (sigma_w2, depth, trained: bool) drawn over the depth panel.
+    """
+    import math
+
+    from ponder.theory.meanfield import chi1, critical_sigma_w2, depth_scales
+
+    sw = np.linspace(0.25, 4.0, 40)
+    sb = np.linspace(0.0, 1.0, 21)
+    grid = np.array([[min(chi1(activation, w, b), 3.0) for w in sw] for b in sb])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    im = a1.pcolormesh(sw, sb, grid, cmap="cividis", shading="auto", vmin=0, vmax=2)
+    fig.colorbar(im, ax=a1, label="chi_1 (clipped)")
+    crit = []
+    for b in sb:
+        try:
+            crit.append((critical_sigma_w2(activation, float(b)), b))
+        except Exception:
+            continue
+    if crit:
+        a1.plot([c[0] for c in crit], [c[1] for c in crit], color=PALETTE[1], lw=2, label="critical line chi_1 = 1")
+        a1.legend(loc="upper left", fontsize=8)
+    a1.set_xlabel("sigma_w^2")
+    a1.set_ylabel("sigma_b^2")
+    a1.set_title(f"{activation}: ordered (chi_1 < 1) | chaotic (chi_1 > 1)")
+    sw2 = np.linspace(0.5, 4.0, 60)
+    depth = []
+    for w in sw2:
+        _, xi_c, _ = depth_scales(activation, float(w), sigma_b2)
+        depth.append(6 * xi_c if math.isfinite(xi_c) else np.nan)
+    a2.plot(sw2, depth, color=PALETTE[0], lw=2, label="6 xi_c (trainable depth)")
+    if measured is not None and len(measured):
+        ok = [(w, d) for w, d, t in measured if t]
+        bad = [(w, d) for w, d, t in measured if not t]
+        if ok:
+            a2.scatter(*zip(*ok), color=PALETTE[2], marker="o", label="trained", zorder=3)
+        if bad:
+            a2.scatter(*zip(*bad), color=PALETTE[3], marker="x", label="did not train", zorder=3)
+    a2.set_yscale("log")
+    a2.set_xlabel("sigma_w^2")
+    a2.set_ylabel("depth (layers)")
+    a2.set_title(f"depth scale at sigma_b^2 = {sigma_b2:g}")
+    a2.grid(alpha=0.3)
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def interaction_heatmap(an: Analysis, path: Path) -> Path:
+    """Mean test accuracy of every focus level (rows) in every condition (columns); * marks levels tied with the best."""
+    conds = an.conditions
+    levels = list(dict.fromkeys(lvl for c in conds for lvl in c.levels))
+    data = np.array([[100 * c.levels.get(lvl, np.nan) for c in conds] for lvl in levels])
+    fig, ax = plt.subplots(figsize=(2.0 + 1.6 * len(conds), 0.38 * len(levels) + 1.6))
+    im = ax.imshow(data, cmap="cividis", aspect="auto")
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    for j, c in enumerate(conds):
+        for i, lvl in enumerate(levels):
+            v = data[i, j]
+            if v == v:
+                mark = " (best)" if lvl == c.best else (" *" if lvl in c.tied else "")
+                ax.text(j, i, f"{v:.1f}{mark}", ha="center", va="center", fontsize=7,
+                        color="black" if v > np.nanmean(data) else "white")
+    ax.set_yticks(range(len(levels)), levels, fontsize=8)
+    ax.set_xticks(range(len(conds)), [c.label.replace(", ", "\n") for c in conds], fontsize=8)
+    ax.set_title(f"{an.focus.split('.', 1)[1]} x conditions: mean test accuracy ( * = tied with the best, Holm p >= 0.05)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def propagation(an: Analysis, path: Path, *, max_panels: int = 4) -> Path | None:
+    """Per-layer pre-activation std and weight-gradient norm at initialization, per focus level,
+    for the deepest conditions; dashed: the mean-field prediction from each layer's measured
+    sigma_w^2 and sigma_b^2."""
+    import json
+    import math
+
+    from ponder.theory.meanfield import expect
+
+    lay = an.layers
+    if lay.empty or not an.conditions:
+        return None
+    init = lay[lay["epoch"] == 0].merge(an.finals[["run_id", "arm_json", "config_json"]], on="run_id")
+    if init.empty:
+        return None
+    focus = an.focus
+    init = init.assign(_focus=[str(json.loads(a)[focus]) for a in init["arm_json"]],
+                       _depth=[json.loads(c)["model"]["depth"] for c in init["config_json"]],
+                       _act=[json.loads(c)["model"]["activation"] for c in init["config_json"]])
+    deepest = init["_depth"].max()
+    init = init[init["_depth"] == deepest]
+    keyed = init.assign(_cond=[f"activation={a}, depth={d}" for a, d in zip(init["_act"], init["_depth"])])
+    panels = [(c, keyed[keyed["_cond"] == c]) for c in list(dict.fromkeys(keyed["_cond"]))[:max_panels]]
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.2 * len(panels), 7.5), squeeze=False)
+    order = list(dict.fromkeys(lvl for c in an.conditions for lvl in c.levels))
+    for j, (cond, g) in enumerate(panels):
+        act = g["_act"].iloc[0]
+        for lvl, gl in g.groupby("_focus", sort=False):
+            i = order.index(lvl)
+            m = gl.groupby("layer")[["preact_std", "grad_norm", "sigma_w2", "sigma_b2"]].mean().reset_index()
+            st = _style(i)
+            mk = "os^v"[(i // len(PALETTE)) % 4]
+            axes[0, j].plot(m["layer"] + 1, m["preact_std"], marker=mk, ms=3, label=lvl, **st)
+            axes[1, j].plot(m["layer"] + 1, m["grad_norm"], marker=mk, ms=3, label=lvl, **st)
+            q = float(m["preact_std"].iloc[0]) ** 2
+            pred = [math.sqrt(q)]
+            for k in range(1, len(m)):
+                q = float(m["sigma_w2"].iloc[k]) * expect(act, q) + float(m["sigma_b2"].iloc[k])
+                pred.append(math.sqrt(q) if q > 0 and math.isfinite(q) else np.nan)
+            axes[0, j].plot(m["layer"] + 1, pred, color=st["color"], lw=0.7, ls=":", alpha=0.9)
+        for r, label in ((0, "pre-activation std"), (1, "weight gradient norm")):
+            axes[r, j].set_yscale("log")
+            axes[r, j].set_xlabel("layer")
+            axes[r, j].set_ylabel(label)
+            axes[r, j].grid(alpha=0.3)
+        axes[0, j].set_title(f"at initialization: {cond}\n(dotted: mean-field prediction)", fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.025 * (len(labels) // 6), 1, 1))
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder import registry
+from ponder.catalog.initializers.base import parse_init
 from ponder.study.spec import Study
 
 __all__ = ["ENGINE_VERSION", "Arm", "Run", "Population", "expand", "populations", "run_id",
@@ -97,7 +98,7 @@ def catalog_versions(config: dict[str, Any]) -> dict[str, str]:
         "dataset": registry.get("dataset", config["dataset"]["name"]).version,
         "model": registry.get("model", config["model"]["arch"]).version,
         "activation": registry.get("activation", config["model"]["activation"]).version,
-        "initializer": registry.get("initializer", config["model"]["initializer"]).version,
+        "initializer": registry.get("initializer", parse_init(config["model"]["initializer"])[0]).version,
         "loss": registry.get("loss", config["training"]["loss"]).version,
     }
 

@@ -85,7 +85,13 @@ class ModelSpec(_Section):
     @field_validator("initializer")
     @classmethod
     def _init(cls, v: str) -> str:
-        return _catalog_name("initializer", v)
+        from ponder.catalog.initializers.base import parse_init
+
+        try:
+            parse_init(v)
+        except CatalogError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
 
 class TrainingSpec(_Section):

@@ -131,18 +131,22 @@ def critical_sigma_w2(name: str, sigma_b2: float = 0.0, *, lo: float = 1e-3, hi:
     raise PonderError(f"activation {name!r} has no critical sigma_w^2 in [{lo}, {hi}] at sigma_b^2 = {sigma_b2}")
 
 
-def _c_map(name: str, sigma_w2: float, sigma_b2: float, q: float, c: float) -> tuple[float, float]:
-    """(next correlation, sigma_w^2 E[phi'(u1) phi'(u2)]) for correlation c at length q."""
-    x, w = _nodes(100)
-    z1, z2 = np.meshgrid(x, x, indexing="ij")
-    ww = np.outer(w, w)
-    s = math.sqrt(q)
-    u1 = s * z1
-    u2 = s * (c * z1 + math.sqrt(max(0.0, 1 - c * c)) * z2)
-    p1, d1, _ = _derivs(name, u1.ravel())
-    p2, d2, _ = _derivs(name, u2.ravel())
-    q12 = sigma_w2 * float((ww.ravel() * p1 * p2).sum()) + sigma_b2
-    return q12 / q, sigma_w2 * float((ww.ravel() * d1 * d2).sum())
+class _CMap:
+    """The correlation map at length q: c -> q12(c) / q, and its slope sigma_w^2 E[phi'(u1) phi'(u2)]."""
+
+    def __init__(self, name: str, sigma_w2: float, sigma_b2: float, q: float, panels: int = 60):
+        x, w = _nodes(panels)
+        self.name, self.sw2, self.sb2, self.q = name, sigma_w2, sigma_b2, q
+        self.z1, self.z2 = np.meshgrid(x, x, indexing="ij")
+        self.ww = np.outer(w, w).ravel()
+        p1, d1, _ = _derivs(name, (math.sqrt(q) * self.z1).ravel())  # u1 does not depend on c
+        self.p1, self.d1 = p1, d1
+
+    def __call__(self, c: float) -> tuple[float, float]:
+        u2 = math.sqrt(self.q) * (c * self.z1 + math.sqrt(max(0.0, 1 - c * c)) * self.z2)
+        p2, d2, _ = _derivs(self.name, u2.ravel())
+        q12 = self.sw2 * float((self.ww * self.p1 * p2).sum()) + self.sb2
+        return q12 / self.q, self.sw2 * float((self.ww * self.d1 * d2).sum())
 
 
 def depth_scales(name: str, sigma_w2: float, sigma_b2: float) -> tuple[float, float, float]:
@@ -160,14 +164,18 @@ def depth_scales(name: str, sigma_w2: float, sigma_b2: float) -> tuple[float, fl
     xi_q = math.inf if a >= 1 or a <= 0 else -1.0 / math.log(a)
     if c1 <= 1 + 1e-12:
         return xi_q, (math.inf if abs(c1 - 1) < 1e-9 else -1.0 / math.log(c1)), 1.0
-    c = 0.5  # chaotic phase: iterate to c* < 1
-    for _ in range(500):
-        new, _ = _c_map(name, sigma_w2, sigma_b2, q, c)
-        new = min(new, 1.0)
-        if abs(new - c) < 1e-10:
-            break
-        c = new
-    _, slope = _c_map(name, sigma_w2, sigma_b2, q, c)
+    cmap = _CMap(name, sigma_w2, sigma_b2, q)
+    f = lambda c: cmap(c)[0] - c  # noqa: E731  (chaotic phase: > 0 below c*, < 0 between c* and 1)
+    top = 1 - 1e-6
+    f0 = f(0.0)
+    if f0 == 0:
+        c = 0.0
+    else:
+        lo, hi = (0.0, top) if f0 > 0 else (-top, 0.0)
+        c = float(brentq(f, lo, hi, xtol=1e-12)) if f(lo) * f(hi) < 0 else math.nan
+    if not math.isfinite(c):
+        return xi_q, math.nan, math.nan
+    _, slope = cmap(c)
     return xi_q, (math.inf if slope >= 1 else -1.0 / math.log(slope)), c
 
 

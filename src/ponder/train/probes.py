@@ -14,7 +14,8 @@ def layer_stats(params: Params, layers, act, loss_fn, x: torch.Tensor, y: torch.
 
     Per hidden layer: pre-activation std, activation mean and std, the fraction of exact zeros
     in the activation, the fraction of dead units (zero on every probe example) and the
-    gradient norm of the layer's weight. The output layer reports its weight-gradient norm
+    gradient norm of the layer's weight, and the layer's effective sigma_w^2 = fan_in E[W^2] and
+    sigma_b^2 = E[b^2]. The output layer reports its weight-gradient norm
     and pre-activation std only. Every value is a tensor (M,).
     """
     record: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -28,16 +29,19 @@ def layer_stats(params: Params, layers, act, loss_fn, x: torch.Tensor, y: torch.
         for i, w in enumerate(weights):
             g = grads[i]
             gnorm = g.flatten(1).norm(dim=1) if g is not None else torch.zeros(w.shape[0])
+            fan_in = w[0].numel() // w.shape[1]
+            # effective mean-field variances: sigma_w^2 = fan_in * E[W^2], sigma_b^2 = E[b^2]
+            weight = {"sigma_w2": fan_in * w.flatten(1).pow(2).mean(1), "sigma_b2": params[i][1].pow(2).mean(1)}
             if i < len(record):
                 h, a = record[i]
                 h, a = h.flatten(2), a.flatten(2)  # (M, B, units...)
                 zero = a == 0
                 dead = zero.all(dim=1).to(a.dtype).mean(dim=1)  # units zero on every example
                 rows.append({"preact_std": h.std(dim=(1, 2)), "act_mean": a.mean(dim=(1, 2)), "act_std": a.std(dim=(1, 2)),
-                             "zero_frac": zero.to(a.dtype).mean(dim=(1, 2)), "dead_frac": dead, "grad_norm": gnorm})
+                             "zero_frac": zero.to(a.dtype).mean(dim=(1, 2)), "dead_frac": dead, "grad_norm": gnorm, **weight})
             else:
                 lg = logits.flatten(2)
                 nan = torch.full_like(gnorm, float("nan"))
                 rows.append({"preact_std": lg.std(dim=(1, 2)), "act_mean": nan, "act_std": nan, "zero_frac": nan,
-                             "dead_frac": nan, "grad_norm": gnorm})
+                             "dead_frac": nan, "grad_norm": gnorm, **weight})
     return [{k: v.detach().cpu() for k, v in r.items()} for r in rows]

@@ -14,7 +14,10 @@ Two kinds of entries exist:
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,7 +26,7 @@ import torch
 from ponder import registry
 from ponder.errors import CatalogError
 
-__all__ = ["fans_torch", "fans_caffe", "fans_keras", "to_keras_layout", "from_keras_layout", "init", "init_network",
+__all__ = ["parse_init", "check_params", "fans_torch", "fans_caffe", "fans_keras", "to_keras_layout", "from_keras_layout", "init", "init_network",
            "draw_bias", "BIAS_RULES", "check_shape", "derive_seed"]
 
 BIAS_RULES = ("zeros", "fan_in_uniform", "own")
@@ -106,6 +109,49 @@ def fans_keras(keras_shape: Sequence[int]) -> tuple[float, float]:
         return s[0], s[1]
     receptive = math.prod(s[:-2])
     return s[-2] * receptive, s[-1] * receptive
+
+
+_CALL = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*(?:\((.*)\))?\s*$")
+
+
+def parse_init(text: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"caffe.gaussian(std=0.01, sparse=5)"`` into ``("caffe.gaussian", {"std": 0.01, "sparse": 5})``.
+
+    Values are Python literals (numbers, strings, booleans). The name is checked against the
+    catalog and the parameters against the entry's signature.
+
+    Raises:
+        CatalogError: malformed text, unknown name or unknown parameter (with the closest valid one).
+    """
+    m = _CALL.match(text)
+    if not m:
+        raise CatalogError(f"initializer {text!r} is not of the form name or name(param=value, ...)")
+    name, args = m.group(1), m.group(2)
+    entry = registry.get("initializer", name)
+    params: dict[str, Any] = {}
+    if args and args.strip():
+        for part in args.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or not key.isidentifier():
+                raise CatalogError(f"initializer {text!r}: {part.strip()!r} is not param=value")
+            try:
+                params[key] = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                params[key] = value.strip()
+    check_params(entry, params)
+    return name, params
+
+
+def check_params(entry: "registry.Entry", params: dict[str, Any]) -> None:
+    """Refuse parameters the entry does not take, naming the closest valid one."""
+    sig = inspect.signature(entry.fn)
+    allowed = [p for p, v in sig.parameters.items() if v.kind == v.KEYWORD_ONLY and p not in ("generator", "dtype", *entry.meta.get("needs", ()))]
+    for key in params:
+        if key not in allowed:
+            near = registry.closest(key, allowed)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise CatalogError(f"initializer {entry.name!r} has no parameter {key!r}{hint} (its parameters: {', '.join(allowed) or 'none'})")
 
 
 def derive_seed(generator: torch.Generator) -> int:

@@ -85,46 +85,46 @@ def variance_scaling_kernel(shape, *, generator, dtype, scale: float, mode: str,
     return _draw("uniform", kshape, rng, dtype, low=-limit, high=limit)
 
 
-@register("initializer", "keras.zeros", formula="W = 0", source=f"{_SRC}/constant_initializers.py", cites="Chollet et al. (Keras)", sigma_w2="0")
+@register("initializer", "keras.zeros", law="constant", formula="W = 0", source=f"{_SRC}/constant_initializers.py", cites="Chollet et al. (Keras)", sigma_w2="0")
 def zeros(shape, *, generator, dtype=torch.float32):
     """Keras ``Zeros``: every weight 0; Keras's default for biases, never for kernels."""
     return torch.zeros(tuple(shape), dtype=dtype)
 
 
-@register("initializer", "keras.ones", formula="W = 1", source=f"{_SRC}/constant_initializers.py", cites="Chollet et al. (Keras)", sigma_w2="0")
+@register("initializer", "keras.ones", law="constant", formula="W = 1", source=f"{_SRC}/constant_initializers.py", cites="Chollet et al. (Keras)", sigma_w2="0")
 def ones(shape, *, generator, dtype=torch.float32):
     """Keras ``Ones``: every weight 1; Keras's default for BatchNormalization gamma."""
     return torch.ones(tuple(shape), dtype=dtype)
 
 
-@register("initializer", "keras.constant", formula="W = value (default 0)", source=f"{_SRC}/constant_initializers.py", cites="Chollet et al. (Keras)", sigma_w2="0")
+@register("initializer", "keras.constant", law="constant", formula="W = value (default 0)", source=f"{_SRC}/constant_initializers.py", cites="Chollet et al. (Keras)", sigma_w2="0")
 def constant(shape, *, generator, dtype=torch.float32, value: float = 0.0):
     """Keras ``Constant(value)``: every weight equals the scalar ``value`` (Keras 3 takes scalars only)."""
     return torch.full(tuple(shape), float(value), dtype=dtype)
 
 
-@register("initializer", "keras.random_normal", formula="W ~ N(mean, stddev^2), default N(0, 0.05^2)",
+@register("initializer", "keras.random_normal", law="normal", formula="W ~ N(mean, stddev^2), default N(0, 0.05^2)",
           source=f"{_SRC}/random_initializers.py RandomNormal", cites="Chollet et al. (Keras)", sigma_w2="fan_in stddev^2")
 def random_normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
     """Keras ``RandomNormal``: N(mean, stddev^2); default stddev 0.05 (Caffe and torch default to 1)."""
     return _draw("normal", to_keras_layout(shape), _rng(generator, seed), dtype, mean=mean, std=stddev)
 
 
-@register("initializer", "keras.random_uniform", formula="W ~ U[minval, maxval), default U[-0.05, 0.05)",
+@register("initializer", "keras.random_uniform", law="uniform", formula="W ~ U[minval, maxval), default U[-0.05, 0.05)",
           source=f"{_SRC}/random_initializers.py RandomUniform", cites="Chollet et al. (Keras)", sigma_w2="fan_in (maxval - minval)^2 / 12")
 def random_uniform(shape, *, generator, dtype=torch.float32, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
     """Keras ``RandomUniform``: U[minval, maxval), default U[-0.05, 0.05)."""
     return _draw("uniform", to_keras_layout(shape), _rng(generator, seed), dtype, low=minval, high=maxval)
 
 
-@register("initializer", "keras.truncated_normal", formula="W ~ N(mean, stddev^2) re-drawn beyond 2 stddev, no correction; default stddev 0.05",
+@register("initializer", "keras.truncated_normal", law="truncated_normal", formula="W ~ N(mean, stddev^2) re-drawn beyond 2 stddev, no correction; default stddev 0.05",
           source=f"{_SRC}/random_initializers.py TruncatedNormal", cites="Chollet et al. (Keras)", sigma_w2="fan_in (0.8796 stddev)^2")
 def truncated_normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
     """Keras ``TruncatedNormal``: values beyond 2 stddev are re-drawn; the sample std is 0.8796 stddev (no correction)."""
     return _draw("truncated", to_keras_layout(shape), _rng(generator, seed), dtype, mean=mean, std=stddev)
 
 
-@register("initializer", "keras.variance_scaling", formula="s = scale / max(1, n); truncated: TN(sqrt(s)/0.8796, 2); untruncated: N(0, s); uniform: U(+-sqrt(3 s))",
+@register("initializer", "keras.variance_scaling", law="truncated_normal", formula="s = scale / max(1, n); truncated: TN(sqrt(s)/0.8796, 2); untruncated: N(0, s); uniform: U(+-sqrt(3 s))",
           source=f"{_SRC}/random_initializers.py VarianceScaling", cites="He et al. 2015; Glorot & Bengio 2010; Chollet et al. (Keras)",
           sigma_w2="scale (fan_in mode)")
 def variance_scaling(shape, *, generator, dtype=torch.float32, scale: float = 1.0, mode: str = "fan_in",
@@ -147,7 +147,7 @@ def _preset(name: str, scale: float, mode: str, dist: str, formula: str, cites: 
     fn.__name__ = name
     fn.__doc__ = (f"Keras ``{name}``: VarianceScaling(scale={scale}, mode={mode!r}, distribution={dist!r}).\n\n"
                   f"{formula}.")
-    register("initializer", f"keras.{name}", formula=formula, source=f"{_SRC}/random_initializers.py", cites=cites,
+    register("initializer", f"keras.{name}", law="uniform" if dist == "uniform" else "truncated_normal", formula=formula, source=f"{_SRC}/random_initializers.py", cites=cites,
              sigma_w2=sigma_w2)(fn)
     return fn
 
@@ -165,7 +165,7 @@ lecun_uniform = _preset("lecun_uniform", 1.0, "fan_in", "uniform", "W ~ U[-sqrt(
                         "LeCun, Bottou, Orr & Mueller 1998", "1")
 
 
-@register("initializer", "keras.orthogonal", formula="W = gain Q, Q from QR of a (max(r,c), min(r,c)) N(0,1) matrix, r = prod(kernel[:-1]), c = kernel[-1]",
+@register("initializer", "keras.orthogonal", law="orthogonal", formula="W = gain Q, Q from QR of a (max(r,c), min(r,c)) N(0,1) matrix, r = prod(kernel[:-1]), c = kernel[-1]",
           source=f"{_SRC}/random_initializers.py Orthogonal", cites="Saxe, McClelland & Ganguli 2014", sigma_w2="gain^2 fan_in / max(r, c)")
 def orthogonal(shape, *, generator, dtype=torch.float32, gain: float = 1.0, seed: int | None = None):
     """Keras ``Orthogonal``: flatten the Keras kernel to (prod(shape[:-1]), shape[-1]); each output
@@ -186,7 +186,7 @@ def orthogonal(shape, *, generator, dtype=torch.float32, gain: float = 1.0, seed
     return _finish(gain * q.reshape(kshape), kshape, dtype)
 
 
-@register("initializer", "keras.identity", formula="W = gain I (2-D only)", source=f"{_SRC}/constant_initializers.py Identity",
+@register("initializer", "keras.identity", law="deterministic", formula="W = gain I (2-D only)", source=f"{_SRC}/constant_initializers.py Identity",
           cites="Le, Jaitly & Hinton 2015", sigma_w2="gain^2")
 def identity(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
     """Keras ``Identity(gain)``: gain times the identity (ones on the main diagonal), rank 2 only."""
@@ -200,7 +200,7 @@ def identity(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
 _TF1 = "tensorflow/python/ops/init_ops.py (TF 1.x)"
 
 
-@register("initializer", "tf1.truncated_normal", formula="W ~ N(0, 1) re-drawn beyond 2 (stddev default 1.0, not 0.05), no correction",
+@register("initializer", "tf1.truncated_normal", law="truncated_normal", formula="W ~ N(0, 1) re-drawn beyond 2 (stddev default 1.0, not 0.05), no correction",
           source=f"{_TF1} truncated_normal_initializer", cites="Abadi et al. 2016 (TensorFlow)", sigma_w2="fan_in 0.7737 stddev^2")
 def tf1_truncated_normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, stddev: float = 1.0, seed: int | None = None):
     """TF1 ``truncated_normal_initializer``: like Keras's TruncatedNormal but with default stddev 1.0 (20x Keras's).
@@ -210,7 +210,7 @@ def tf1_truncated_normal(shape, *, generator, dtype=torch.float32, mean: float =
     return _draw("truncated", to_keras_layout(shape), _rng(generator, seed), dtype, mean=mean, std=stddev)
 
 
-@register("initializer", "tf1.variance_scaling", formula="normal: TN with stddev sqrt(scale / n) *before* truncation (actual std 0.88x); uniform: U(+-sqrt(3 scale / n))",
+@register("initializer", "tf1.variance_scaling", law="truncated_normal", formula="normal: TN with stddev sqrt(scale / n) *before* truncation (actual std 0.88x); uniform: U(+-sqrt(3 scale / n))",
           source=f"{_TF1} variance_scaling_initializer (before the 2018 fix, TF issues #16344, #18706)",
           cites="Abadi et al. 2016 (TensorFlow)", sigma_w2="0.7737 scale (normal, fan_in)")
 def tf1_variance_scaling(shape, *, generator, dtype=torch.float32, scale: float = 1.0, mode: str = "fan_in",
@@ -223,21 +223,21 @@ def tf1_variance_scaling(shape, *, generator, dtype=torch.float32, scale: float 
                                    distribution=dist, seed=seed, corrected=False)
 
 
-@register("initializer", "tf1.random_normal", formula="W ~ N(0, 1) (TF1 default stddev 1.0)", source=f"{_TF1} random_normal_initializer",
+@register("initializer", "tf1.random_normal", law="normal", formula="W ~ N(0, 1) (TF1 default stddev 1.0)", source=f"{_TF1} random_normal_initializer",
           cites="Abadi et al. 2016 (TensorFlow)", sigma_w2="fan_in stddev^2")
 def tf1_random_normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, stddev: float = 1.0, seed: int | None = None):
     """TF1 ``random_normal_initializer``: N(0, 1) by default (Keras 3 / TF2: 0.05)."""
     return _draw("normal", to_keras_layout(shape), _rng(generator, seed), dtype, mean=mean, std=stddev)
 
 
-@register("initializer", "tf1.random_uniform", formula="W ~ U[0, 1) (TF1 defaults minval 0, maxval 1)", source=f"{_TF1} random_uniform_initializer",
+@register("initializer", "tf1.random_uniform", law="uniform", formula="W ~ U[0, 1) (TF1 defaults minval 0, maxval 1)", source=f"{_TF1} random_uniform_initializer",
           cites="Abadi et al. 2016 (TensorFlow)", sigma_w2="fan_in / 12 around mean 1/2")
 def tf1_random_uniform(shape, *, generator, dtype=torch.float32, minval: float = 0.0, maxval: float = 1.0, seed: int | None = None):
     """TF1 ``random_uniform_initializer``: U[0, 1) by default (Keras 3 / TF2: U[-0.05, 0.05))."""
     return _draw("uniform", to_keras_layout(shape), _rng(generator, seed), dtype, low=minval, high=maxval)
 
 
-@register("initializer", "tf1.uniform_unit_scaling", formula="W ~ U[-L, L], L = factor sqrt(3 / prod(shape[:-1])) in TF layout",
+@register("initializer", "tf1.uniform_unit_scaling", law="uniform", formula="W ~ U[-L, L], L = factor sqrt(3 / prod(shape[:-1])) in TF layout",
           source=f"{_TF1} uniform_unit_scaling_initializer (deprecated)", cites="Sussillo & Abbott 2014 (random walk initialization)",
           sigma_w2="factor^2")
 def tf1_uniform_unit_scaling(shape, *, generator, dtype=torch.float32, factor: float = 1.0, seed: int | None = None):

@@ -40,7 +40,7 @@ def _gain(gain, activation: str | None) -> float:
     return float(gain)
 
 
-@register("initializer", "orthogonal", formula="W = g Q, Q orthonormal on (out, prod(rest)); g a number or 'auto' (matched to the activation)",
+@register("initializer", "orthogonal", law="orthogonal", formula="W = g Q, Q orthonormal on (out, prod(rest)); g a number or 'auto' (matched to the activation)",
           source="Saxe, McClelland & Ganguli 2014; torch-layout flattening", cites="Saxe, McClelland & Ganguli 2014 (Exact solutions ... deep linear networks)",
           needs=("activation",), sigma_w2="g^2 fan_in / max(out, fan_in)")
 def orthogonal(shape, *, generator, dtype=torch.float32, activation: str | None = None, gain: float | str = 1.0):
@@ -51,7 +51,7 @@ def orthogonal(shape, *, generator, dtype=torch.float32, activation: str | None 
     return (_gain(gain, activation) * svd_orthonormal(shape, generator=generator, dtype=torch.float64)).to(dtype)
 
 
-@register("initializer", "gain_matched", formula="W ~ N(0, g^2 / fan_in), g from E[(g phi(z))^2] = 1 for the activation",
+@register("initializer", "gain_matched", law="normal", formula="W ~ N(0, g^2 / fan_in), g from E[(g phi(z))^2] = 1 for the activation",
           source="ponder: He's derivation with the activation's second moment computed by quadrature",
           cites="He, Zhang, Ren & Sun 2015; Klambauer et al. 2017 (the general variance-preserving rule)",
           needs=("activation",), sigma_w2="g^2 (2 for relu)")
@@ -63,7 +63,7 @@ def gain_matched(shape, *, generator, dtype=torch.float32, activation: str | Non
     return torch.empty(shape, dtype=dtype).normal_(0.0, g / math.sqrt(fan_in), generator=generator)
 
 
-@register("initializer", "critical", formula="W ~ N(0, sigma_w^2 / fan_in), b ~ N(0, sigma_b^2) with chi_1(sigma_w^2, sigma_b^2) = 1",
+@register("initializer", "critical", law="normal", formula="W ~ N(0, sigma_w^2 / fan_in), b ~ N(0, sigma_b^2) with chi_1(sigma_w^2, sigma_b^2) = 1",
           source="mean-field critical line computed by ponder.theory.meanfield (not looked up)",
           cites="Poole et al. 2016; Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017 (Deep information propagation)",
           needs=("activation",), bias="own", sigma_w2="critical value for the activation")
@@ -84,7 +84,7 @@ def critical(shape, *, generator, dtype=torch.float32, activation: str | None = 
     return w, b
 
 
-@register("initializer", "lsuv", formula="orthonormal pre-init; then per layer W /= sqrt(Var(output)) until |Var - 1| < tol_var or t_max tries",
+@register("initializer", "lsuv", law="orthogonal", formula="orthonormal pre-init; then per layer W /= sqrt(Var(output)) until |Var - 1| < tol_var or t_max tries",
           source="Mishkin & Matas 2016, Algorithm 1 (variants of ducha-aiki's ports as options)",
           cites="Mishkin & Matas 2016 (All you need is a good init, ICLR)", network=True, bias="own",
           needs=("forward",), sigma_w2="data-dependent (unit output variance)")

@@ -56,7 +56,7 @@ def opencv_layer_sizes(shapes) -> list[int]:
     return sizes
 
 
-@register("initializer", "opencv.nguyen_widrow",
+@register("initializer", "opencv.nguyen_widrow", law="nguyen_widrow",
           formula="hidden: u ~ U[-1,1), column / L1(inputs), bias *= G (2j/n2 - 1), G = 0.7 n1^(1/(n2-1)); output layer raw U[-1,1)",
           source="opencv/opencv modules/ml/src/ann_mlp.cpp ANN_MLPImpl::init_weights (4.x)",
           cites="Nguyen & Widrow 1990, as implemented by OpenCV", network=True, bias="own", sigma_w2="~4/(3 n1) hidden; n/3 output")
@@ -103,7 +103,7 @@ def nguyen_widrow(shapes, *, generator, dtype=torch.float32, rng: str = "ponder"
     return out
 
 
-@register("initializer", "nguyen_widrow_1990",
+@register("initializer", "nguyen_widrow_1990", law="nguyen_widrow",
           formula="hidden: w ~ U(-0.5, 0.5), each unit's weight vector rescaled to L2 norm beta = 0.7 H^(1/N), bias ~ U(-beta, beta)",
           source="Nguyen & Widrow 1990, applied to every hidden layer; the output layer is U(-0.5, 0.5)",
           cites="Nguyen & Widrow 1990 (Improving the learning speed of 2-layer neural networks, IJCNN)", network=True, bias="own",
