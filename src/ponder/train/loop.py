@@ -21,7 +21,7 @@ from ponder import registry
 from ponder.catalog.models import Layer
 from ponder.rng import rng_for
 from ponder.train.data import PopulationData
-from ponder.train.engine import Params, forward, init_population, layer_output, opt_init, opt_step
+from ponder.train.engine import Params, flat_grad, flatten, forward, init_population, layer_output, opt_init, opt_step
 from ponder.train.probes import layer_stats
 
 __all__ = ["ModelSettings", "RunRecord", "train_population"]
@@ -101,14 +101,16 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     init_gens = [rng_for(m.seed, "init") for m in models]
     contexts = [_init_context(layers, act, activation, data, m, dtype) for m in range(M)]
     params = init_population(layers, [(m.initializer, m.init_params) for m in models], init_gens, dtype, contexts)
-    params = [(w.to(dev).requires_grad_(), b.to(dev).requires_grad_()) for w, b in params]
-    flat = [t for pair in params for t in pair]
+    flat, params = flatten([(w.to(dev), b.to(dev)) for w, b in params])  # (M, P) buffer + per-layer leaf views
+    leaves = [t for pair in params for t in pair]
     state = opt_init(optimizer, flat)
     lr = torch.tensor([m.lr for m in models], dtype=dtype, device=dev)
     wd = torch.tensor([m.weight_decay for m in models], dtype=dtype, device=dev)
     p_drop = torch.tensor([m.dropout for m in models], dtype=dtype, device=dev)
     any_dropout = bool((p_drop > 0).any())
+    wd_or_none = wd if bool((wd != 0).any()) else None
     active = torch.ones(M, dtype=torch.bool, device=dev)
+    all_active = True  # host-side copy of active.all(), refreshed at each divergence check
     diverged_at: list[int | None] = [None] * M
     records = [RunRecord("ok", None) for _ in models]
     n_train = data.train_idx.shape[1]
@@ -156,9 +158,9 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
             xb, yb = data.x_pool[idx], data.labels[ar[:, None], idx]  # (M, B, *sample), (M, B)
             logits = forward(params, layers, xb, act, dropout=dropout if any_dropout else None)
             per_model = _per_model_loss(loss_fn, logits, yb)  # (M,)
-            grads = torch.autograd.grad(per_model.sum(), flat)
-            opt_step(state, flat, list(grads), lr=lr, weight_decay=wd, momentum=momentum,
-                     active=None if bool(active.all()) else active)
+            grads = torch.autograd.grad(per_model.sum(), leaves)
+            opt_step(state, flat, flat_grad(grads, M), lr=lr, weight_decay=wd_or_none, momentum=momentum,
+                     active=None if all_active else active)
             loss_sum += per_model.detach()
             step += 1
             if step % check_every == 0 or start + batch_size >= n_train:
@@ -167,6 +169,7 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
                     for m in bad.nonzero().flatten().tolist():
                         diverged_at[m] = epoch
                     active &= ~bad
+                    all_active = False
                 loss_sum.zero_()
         log_epoch(epoch)
     for m in range(M):
