@@ -87,3 +87,32 @@ def test_training_learns():
                  dtype=torch.float32, activation="relu", dataset="digits", options={}, label_noise=0.0)[0]
     assert rec.epochs[-1]["train_loss"] < 0.7 * rec.epochs[0]["train_loss"]
     assert rec.epochs[-1]["train_acc"] > 0.9 and rec.epochs[-1]["test_acc"] > 0.75
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity", "gelu", "selu"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_hand_written_dense_backward_equals_autograd(activation, loss):
+    from ponder import registry
+    from ponder.train.dense import dense_step
+    from ponder.train.engine import forward, init_population
+    from ponder.train.optim import flatten
+
+    gen = torch.Generator().manual_seed(0)
+    layers = build("mlp", (1, 12), 5, depth=3, width=9, kernel_size=3)
+    m, bsz = 4, 7
+    params = init_population(layers, [("torch.kaiming_normal", {})] * m, [torch.Generator().manual_seed(i) for i in range(m)],
+                             torch.float64)
+    flat = flatten(params)
+    x = torch.randn(m, bsz, 1, 12, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 5, (m, bsz), generator=gen)
+    mults = [(torch.rand(m, bsz, 9, generator=gen, dtype=torch.float64) > 0.3) / 0.7 for _ in range(3)]
+    act, loss_fn = registry.get("activation", activation).fn, registry.get("loss", loss).fn
+    grad = torch.zeros_like(flat.data)
+    got = dense_step(flat.views, flat.grad_views(grad), layers, x, y, act=act, act_name=activation, loss_fn=loss_fn,
+                     dropout=lambda a, i: mults[i])
+    leaves = [t for pair in flat.views for t in pair]
+    logits = forward(flat.views, layers, x, act, dropout=lambda a, i: a * mults[i])
+    want = loss_fn(logits, y).mean(1)
+    ref = flat.flat_grad(torch.autograd.grad(want.sum(), leaves))
+    assert torch.allclose(got, want.detach(), atol=1e-12)
+    assert torch.allclose(grad, ref, atol=1e-10, rtol=1e-8)

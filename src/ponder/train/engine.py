@@ -8,7 +8,6 @@ a diverging model cannot change another model's numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from ponder.catalog.initializers.base import init_network
 from ponder.catalog.models import Layer
 
-__all__ = ["Params", "init_population", "forward", "layer_output", "flatten", "flat_grad", "OptState", "opt_init", "opt_step"]
+__all__ = ["Params", "init_population", "forward", "layer_output"]
 
 Params = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (W (M, out, ...), b (M, out))
 
@@ -89,74 +88,3 @@ def _conv(layer: Layer, w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> to
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers: pure functions over stacked tensors, one learning rate and decay per model.
-
-
-def flatten(params: Params) -> tuple[torch.Tensor, Params]:
-    """Pack every parameter of M models into one ``(M, P)`` buffer and return it with per-layer views.
-
-    The views are the leaves autograd differentiates; the optimizer updates the whole buffer
-    with a handful of fused operations instead of a loop over layers.
-    """
-    m = params[0][0].shape[0]
-    flat = torch.cat([t.reshape(m, -1) for pair in params for t in pair], dim=1).contiguous()
-    views, off = [], 0
-    for w, b in params:
-        nw, nb = w[0].numel(), b.shape[1]
-        wv = flat[:, off:off + nw].view(w.shape)
-        bv = flat[:, off + nw:off + nw + nb]
-        off += nw + nb
-        views.append((wv.requires_grad_(), bv.requires_grad_()))
-    return flat, views
-
-
-def flat_grad(grads: tuple[torch.Tensor, ...], m: int) -> torch.Tensor:
-    """Per-layer gradients -> one ``(M, P)`` tensor in the layout of :func:`flatten`."""
-    return torch.cat([g.reshape(m, -1) for g in grads], dim=1)
-
-
-@dataclass
-class OptState:
-    """Optimizer state: ``kind``, the step count and the ``(M, P)`` moment buffers."""
-
-    kind: str
-    step: int
-    buffers: list[torch.Tensor]
-
-
-def opt_init(kind: str, flat: torch.Tensor) -> OptState:
-    """Zero state for ``sgd`` (none), ``momentum`` (one buffer) or ``adam`` (two)."""
-    n = {"sgd": 0, "momentum": 1, "adam": 2}[kind]
-    return OptState(kind, 0, [torch.zeros_like(flat) for _ in range(n)])
-
-
-@torch.no_grad()
-def opt_step(state: OptState, flat: torch.Tensor, grad: torch.Tensor, *, lr: torch.Tensor,
-             weight_decay: torch.Tensor | None, momentum: float, active: torch.Tensor | None) -> None:
-    """Update the ``(M, P)`` buffer in place by PyTorch's SGD / SGD-momentum / Adam rules.
-
-    ``lr`` and ``weight_decay`` are ``(M,)``: one value per model; decay is L2 added to the
-    gradient, as ``torch.optim`` does. Models with ``active[m] == False`` keep their parameters
-    and optimizer state.
-    """
-    state.step += 1
-    t = state.step
-    lr_c = lr.view(-1, 1)
-    g = grad if weight_decay is None else grad.add(flat * weight_decay.view(-1, 1))
-    if active is not None:
-        keep = active.view(-1, 1)
-        old = [flat.clone(), *[b.clone() for b in state.buffers]]
-    if state.kind == "sgd":
-        flat.sub_(lr_c * g)
-    elif state.kind == "momentum":
-        buf = state.buffers[0]
-        buf.mul_(momentum).add_(g)
-        flat.sub_(lr_c * buf)
-    else:  # adam, betas (0.9, 0.999), eps 1e-8 as torch.optim.Adam
-        m1, m2 = state.buffers
-        m1.mul_(0.9).add_(g, alpha=0.1)
-        m2.mul_(0.999).addcmul_(g, g, value=0.001)
-        denom = (m2.sqrt() / ((1 - 0.999**t) ** 0.5)).add_(1e-8)
-        flat.sub_((lr_c / (1 - 0.9**t)) * m1 / denom)
-    if active is not None:
-        for cur, prev in zip([flat, *state.buffers], old):
-            cur.copy_(torch.where(keep, cur, prev))

@@ -21,7 +21,9 @@ from ponder import registry
 from ponder.catalog.models import Layer
 from ponder.rng import rng_for
 from ponder.train.data import PopulationData
-from ponder.train.engine import Params, flat_grad, flatten, forward, init_population, layer_output, opt_init, opt_step
+from ponder.train.dense import dense_step, is_dense
+from ponder.train.engine import Params, forward, init_population, layer_output
+from ponder.train.optim import flatten, opt_init, opt_step
 from ponder.train.probes import layer_stats
 
 __all__ = ["ModelSettings", "RunRecord", "train_population"]
@@ -101,26 +103,33 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     init_gens = [rng_for(m.seed, "init") for m in models]
     contexts = [_init_context(layers, act, activation, data, m, dtype) for m in range(M)]
     params = init_population(layers, [(m.initializer, m.init_params) for m in models], init_gens, dtype, contexts)
-    flat, params = flatten([(w.to(dev), b.to(dev)) for w, b in params])  # (M, P) buffer + per-layer leaf views
+    flat = flatten([(w.to(dev), b.to(dev)) for w, b in params])  # one buffer + per-layer (M, ...) leaf views
+    params = flat.views
     leaves = [t for pair in params for t in pair]
-    state = opt_init(optimizer, flat)
-    lr = torch.tensor([m.lr for m in models], dtype=dtype, device=dev)
-    wd = torch.tensor([m.weight_decay for m in models], dtype=dtype, device=dev)
+    state = opt_init(optimizer, flat.data)
+    fast = is_dense(layers)  # MLPs: hand-written backward straight into the gradient buffer
+    grad_buf = torch.zeros_like(flat.data)
+    grad_views = flat.grad_views(grad_buf)
+    lr = flat.per_element(torch.tensor([m.lr for m in models], dtype=dtype, device=dev))
+    wd = flat.per_element(torch.tensor([m.weight_decay for m in models], dtype=dtype, device=dev))
     p_drop = torch.tensor([m.dropout for m in models], dtype=dtype, device=dev)
     any_dropout = bool((p_drop > 0).any())
     wd_or_none = wd if bool((wd != 0).any()) else None
     active = torch.ones(M, dtype=torch.bool, device=dev)
-    all_active = True  # host-side copy of active.all(), refreshed at each divergence check
+    keep = None  # per-element "still training" mask, built at the first divergence
     diverged_at: list[int | None] = [None] * M
     records = [RunRecord("ok", None) for _ in models]
     n_train = data.train_idx.shape[1]
     ar = torch.arange(M, device=dev)
 
-    def dropout(a: torch.Tensor, layer: int) -> torch.Tensor:
+    def drop_mult(a: torch.Tensor, layer: int) -> torch.Tensor:
         # One uniform draw per seed; every arm with that seed sees the same mask pattern.
         u = torch.stack([torch.rand(a.shape[1:], generator=g, device=dev, dtype=a.dtype) for g in drop_gens])[seed_ix]
         keep_p = (1 - p_drop).view(M, *([1] * (a.dim() - 1)))
-        return a * (u >= (1 - keep_p)) / keep_p
+        return (u >= (1 - keep_p)) / keep_p  # inverted dropout: mask / keep probability
+
+    def dropout(a: torch.Tensor, layer: int) -> torch.Tensor:
+        return a * drop_mult(a, layer)
 
     def log_epoch(epoch: int) -> None:
         train_x = lambda sl: data.x_pool[data.train_idx[:, sl]]  # noqa: E731
@@ -156,11 +165,15 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
         for start in range(0, n_train, batch_size):
             idx = epoch_idx[:, start:start + batch_size]  # (M, B)
             xb, yb = data.x_pool[idx], data.labels[ar[:, None], idx]  # (M, B, *sample), (M, B)
-            logits = forward(params, layers, xb, act, dropout=dropout if any_dropout else None)
-            per_model = _per_model_loss(loss_fn, logits, yb)  # (M,)
-            grads = torch.autograd.grad(per_model.sum(), leaves)
-            opt_step(state, flat, flat_grad(grads, M), lr=lr, weight_decay=wd_or_none, momentum=momentum,
-                     active=None if all_active else active)
+            if fast:
+                per_model = dense_step(params, grad_views, layers, xb, yb, act=act, act_name=activation, loss_fn=loss_fn,
+                                       dropout=drop_mult if any_dropout else None)  # (M,)
+                grad = grad_buf
+            else:
+                logits = forward(params, layers, xb, act, dropout=dropout if any_dropout else None)
+                per_model = _per_model_loss(loss_fn, logits, yb)  # (M,)
+                grad = flat.flat_grad(torch.autograd.grad(per_model.sum(), leaves))
+            opt_step(state, flat.data, grad, lr=lr, weight_decay=wd_or_none, momentum=momentum, keep=keep)
             loss_sum += per_model.detach()
             step += 1
             if step % check_every == 0 or start + batch_size >= n_train:
@@ -169,7 +182,7 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
                     for m in bad.nonzero().flatten().tolist():
                         diverged_at[m] = epoch
                     active &= ~bad
-                    all_active = False
+                    keep = flat.per_element(active)
                 loss_sum.zero_()
         log_epoch(epoch)
     for m in range(M):
