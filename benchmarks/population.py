@@ -167,6 +167,8 @@ def run(args) -> dict:
         layers = build(arch, pool.sample_shape, pool.n_classes, depth=depth, width=width, kernel_size=5)
         flops_step = 3 * flops_per_example(layers) * BATCH  # forward + backward, one model, one step
         base_cache: dict[int, float] = {}
+        baseline(arch, width, depth, pool, 1, 10)  # warm-up: allocator, thread pool, kernel selection
+        ponder_population(arch, width, depth, pool, 4, 3)
         for n in sizes:
             steps = max(5, min(args.steps, int(args.budget_flop / (flops_step * n))))
             k = min(n, args.base_models)

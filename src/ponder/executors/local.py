@@ -93,7 +93,9 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
 
 def _bytes_per_model(layers: tuple[Layer, ...], batch: int, eval_chunk: int, itemsize: int) -> int:
     acts = sum(math.prod(l.out_shape) for l in layers) + math.prod(layers[0].in_shape)
-    return itemsize * (5 * param_count(layers) + 6 * batch * acts + 3 * min(eval_chunk, 2048) * acts)
+    # parameters, gradients, up to two optimizer moments, per-element learning rate and decay;
+    # saved activations of a training step; one evaluation chunk's activations
+    return itemsize * (6 * param_count(layers) + 6 * batch * acts + 3 * min(eval_chunk, 2048) * acts)
 
 
 def memory_budget(device: str) -> int:
