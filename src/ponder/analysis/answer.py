@@ -41,7 +41,7 @@ def scope(spec: dict[str, Any], chosen: pd.DataFrame) -> str:
 
 
 def answer_sentence(spec: dict[str, Any], metric: str, arms: list, ref: Any, comps: list[Comparison],
-                    chosen: pd.DataFrame) -> str:
+                    chosen: pd.DataFrame, ropes: dict | None = None, ranking: Any = None) -> str:
     """One paragraph: the best arm, which arms are worse with significance, which are not."""
     what = "test accuracy" if metric == "accuracy" else "test loss"
     best = ref
@@ -65,6 +65,20 @@ def answer_sentence(spec: dict[str, Any], metric: str, arms: list, ref: Any, com
         if ns and sig:
             names = ", ".join(f"'{c.other}'" for c in ns[:5]) + (f" and {len(ns) - 5} more" if len(ns) > 5 else "")
             parts.append(f"Not distinguishable from it: {names}.")
+    if ropes:
+        eq = [k for k, r in ropes.items() if r.verdict == "equivalent"]
+        rope_pts = 100 * next(iter(ropes.values())).rope
+        if eq:
+            parts.append(f"Practically equivalent to it (Bayesian signed-rank test, P(|difference| < {rope_pts:g} points) >= 0.95): "
+                         + ", ".join(f"'{e}'" for e in eq[:5]) + (f" and {len(eq) - 5} more" if len(eq) > 5 else "") + ".")
+        else:
+            parts.append(f"No other arm is shown practically equivalent to it (within {rope_pts:g} points, Bayesian signed-rank test).")
+    if ranking is not None:
+        order = sorted(ranking.mean_ranks, key=ranking.mean_ranks.get)
+        parts.append(f"Over {ranking.n_blocks} blocks, Friedman's test {'rejects' if ranking.p_value < ALPHA else 'does not reject'} "
+                     f"equal ranks (p = {ranking.p_value:.2g}); best mean ranks: "
+                     + ", ".join(f"'{o}' {ranking.mean_ranks[o]:.2f}" for o in order[:3])
+                     + f" (Nemenyi critical difference {ranking.cd:.2f}).")
     diverged = sum(a.n_diverged for a in arms)
     chance = sum(a.n_chance for a in arms)
     total = sum(a.n_runs for a in arms)

@@ -56,6 +56,9 @@ class Analysis:
     interaction: str = ""
     sigma_w2: dict = field(default_factory=dict)  # arm -> mean effective sigma_w^2 of the hidden layers at init
     chance: float = 0.0
+    ropes: dict = field(default_factory=dict)  # other arm -> Rope against the reference
+    ranking: object = None  # rank.Ranking of the focus factor (or of all arms), when >= 3 levels
+    groups: list = field(default_factory=list)  # equivalence groups by the critical difference
 
 
 def _final_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +140,17 @@ def analyze(store: Store, name: str) -> Analysis:
     layers = layers.merge(chosen[["run_id", "arm"]], on="run_id") if len(layers) else layers
     from ponder.analysis.answer import answer_sentence
 
-    text = answer_sentence(spec, metric, arms, ref, comps, chosen)
+    ropes = {}
+    if metric == "accuracy":
+        from ponder.analysis.rank import rope_test
+
+        for a in arms:
+            if a.arm != ref.arm:
+                both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
+                ropes[a.arm] = rope_test(by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy(),
+                                         rope=float(spec.get("rope", 0.01)))
+    ranking, groups = _ranking(chosen, spec, col, sign > 0)
+    text = answer_sentence(spec, metric, arms, ref, comps, chosen, ropes, ranking)
     focus, conds, inter = "", [], ""
     if len(spec.get("factors", {})) >= 2 and metric == "accuracy":
         from ponder.analysis.interaction import interaction_sentence, interactions
@@ -146,7 +159,28 @@ def analyze(store: Store, name: str) -> Analysis:
         inter = interaction_sentence(focus, conds)
         text = f"{text} {inter}"
     return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers,
-                    focus, conds, inter, _sigma_w2(layers), chance)
+                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups)
+
+
+def _ranking(chosen: pd.DataFrame, spec: dict[str, Any], col: str, higher: bool):
+    """Friedman + Nemenyi over blocks = seeds x conditions of the other factors, ranking the first factor's levels
+    (or every arm when the study has one factor). None when fewer than 3 levels or 2 blocks."""
+    from ponder.analysis.rank import equivalence_groups, friedman_nemenyi
+
+    factors = list(spec.get("factors", {}))
+    levels = chosen["arm_json"].map(json.loads)
+    if factors:
+        focus = factors[0]
+        item = [str(lv[focus]) for lv in levels]
+        block = [f"seed={s}; " + ", ".join(f"{k}={lv[k]}" for k in factors[1:]) for s, lv in zip(chosen["seed"], levels)]
+    else:
+        item, block = list(chosen["arm"]), [f"seed={s}" for s in chosen["seed"]]
+    table = pd.DataFrame({"item": item, "block": block, "v": chosen[col].astype(float)}).pivot_table(
+        index="block", columns="item", values="v", aggfunc="mean")
+    if table.shape[1] < 3 or table.dropna().shape[0] < 2:
+        return None, []
+    r = friedman_nemenyi(table, higher_is_better=higher)
+    return r, equivalence_groups(r)
 
 
 def _sigma_w2(layers: pd.DataFrame) -> dict[str, float]:

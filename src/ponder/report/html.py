@@ -9,7 +9,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ponder.analysis import Analysis, analyze
-from ponder.report.plots import final_metric, interaction_heatmap, learning_curves, propagation
+from ponder.report.plots import cd_diagram, final_metric, interaction_heatmap, learning_curves, propagation
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown"]
@@ -46,10 +46,17 @@ def summary_markdown(an: Analysis) -> str:
                 cells.append(_pct(v) + (" (best)" if lvl == c.best else " *" if lvl in c.tied else ""))
             lines.append(f"| {lvl} | " + " | ".join(cells) + " |")
     lines += ["", f"Paired comparisons against '{an.reference}' (Holm-corrected):", "",
-              "| arm | seeds | difference | t-test p | Wilcoxon p | Holm p |", "|---|---|---|---|---|---|"]
+              "| arm | seeds | difference | t-test p | Wilcoxon p | Holm p | practical equivalence |", "|---|---|---|---|---|---|---|"]
     for c in an.comparisons:
         d = f"{100 * c.diff:+.1f} pts" if an.metric == "accuracy" else f"{c.diff:+.4f}"
-        lines.append(f"| {c.other} | {c.n} | {d} | {_p(c.t_p)} | {_p(c.wilcoxon_p)} | {_p(c.p_holm)} |")
+        rope = an.ropes.get(c.other)
+        verdict = "–" if rope is None else f"{rope.verdict} (P = {max(rope.p_worse, rope.p_equal, rope.p_better):.2f})"
+        lines.append(f"| {c.other} | {c.n} | {d} | {_p(c.t_p)} | {_p(c.wilcoxon_p)} | {_p(c.p_holm)} | {verdict} |")
+    if an.ranking is not None:
+        r = an.ranking
+        lines += ["", f"Friedman over {r.n_blocks} blocks: p = {_p(r.p_value)}; Nemenyi critical difference {r.cd:.2f}.", "",
+                  "| level | mean rank |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in sorted(r.mean_ranks.items(), key=lambda kv: kv[1])]
     return "\n".join(lines) + "\n"
 
 
@@ -73,6 +80,10 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
             figures.append({"file": prop.name, "caption": "Signal propagation at initialization in the deepest networks: per-layer "
                             "pre-activation std and weight-gradient norm on a fixed probe batch (mean over seeds); dashed lines "
                             "are the mean-field prediction from each layer's measured sigma_w^2 and sigma_b^2."})
+    cd = cd_diagram(an, folder / "critical_difference.png")
+    if cd is not None:
+        figures.append({"file": cd.name, "caption": "Critical-difference diagram: mean rank of each level over blocks "
+                        "(seeds x conditions); levels joined by a bar are not significantly different (Nemenyi)."})
     folklore = None
     if an.focus == "model.initializer" or list(an.study["spec"].get("factors", {}))[:1] == ["model.initializer"]:
         from ponder.theory.folklore import near_zero_table, verdict

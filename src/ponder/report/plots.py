@@ -230,3 +230,20 @@ def propagation(an: Analysis, path: Path, *, max_panels: int = 4) -> Path | None
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def cd_diagram(an: Analysis, path: Path) -> Path | None:
+    """Critical-difference diagram (Demsar 2006) of the ranking, drawn by scikit-posthocs."""
+    import scikit_posthocs as sp
+
+    r = an.ranking
+    if r is None:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(r.arms) + 1.8))
+    sp.critical_difference_diagram(r.mean_ranks, r.nemenyi, ax=ax, label_props={"fontsize": 7})
+    ax.set_title(f"mean ranks over {r.n_blocks} blocks (1 = best); bars join arms Nemenyi cannot tell apart "
+                 f"(CD = {r.cd:.2f}); Friedman p = {r.p_value:.2g}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -125,6 +125,7 @@ class Study(BaseModel):
     seeds: int = Field(default=5, ge=1, le=10000)
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "loss"], min_length=1)
     reference: str | None = None
+    rope: float = Field(default=0.01, ge=0.0, le=1.0)  # region of practical equivalence, in the metric's units
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
