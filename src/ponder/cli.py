@@ -37,7 +37,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks ins
 
 
 @app.command()
-def run(study: str = typer.Argument(..., help="A built-in study name or a .toml path."),
+def run(study: str = typer.Argument(..., help="A built-in study name, a .toml path, or 'all' (the five questions)."),
         store: str = STORE,
         out_dir: str = typer.Option("reports", "--out", help="Folder for reports."),
         quick: bool = typer.Option(False, "--quick", help="Apply the study's [quick] overrides."),
@@ -51,19 +51,31 @@ def run(study: str = typer.Argument(..., help="A built-in study name or a .toml 
     import torch
 
     from ponder.api import load_study
-    from ponder.executors import run_study
     from ponder.executors.local import resolve_device
-    from ponder.report import write_report
     from ponder.store import Store
 
     if threads is not None:
         if threads < 1:
             raise PonderError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
-    spec = load_study(study, quick=quick, seeds=seeds)
     device = resolve_device(device)
-    with Store(store) as st, Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False) as bar:
+    names = ALL_STUDIES if study == "all" else [study]
+    specs = [load_study(name, quick=quick, seeds=seeds) for name in names]  # validate every study before training any
+    with Store(store) as st:
+        for spec in specs:
+            _run_one(spec, st, store=store, out_dir=out_dir, quick=quick, device=device, memory=memory, force=force,
+                     report=report)
+
+
+ALL_STUDIES = ["init", "generalization", "loss", "relu_dropout", "activations"]  # one per question of the seed
+
+
+def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, device: str, memory, force: bool, report: bool) -> None:
+    from ponder.executors import run_study
+    from ponder.report import write_report
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as bar:
         task = bar.add_task(f"{spec.name}: runs", total=None)
 
         def progress(done: int, total: int) -> None:
@@ -76,15 +88,14 @@ def run(study: str = typer.Argument(..., help="A built-in study name or a .toml 
             bar.stop()
             err.print(f"interrupted: every finished population is kept in {store}; run the same command again to resume")
             raise typer.Exit(130)
-        bar.stop()
-        err.print(f"{spec.name}: {res.total} runs, {res.skipped} already in the store, {res.trained} trained, "
-                  f"{res.failed} failed, in {res.wall_s:.1f} s")
-        if report:
-            path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]))
-            summary = (path.parent / "summary.md").read_text()
-            answer = next(l.removeprefix("**Answer.** ") for l in summary.splitlines() if l.startswith("**Answer.**"))
-            out.print(answer, soft_wrap=True)
-            out.print(f"report: {path}")
+    err.print(f"{spec.name}: {res.total} runs, {res.skipped} already in the store, {res.trained} trained, "
+              f"{res.failed} failed, in {res.wall_s:.1f} s")
+    if report:
+        path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]))
+        summary = (path.parent / "summary.md").read_text()
+        answer = next(l.removeprefix("**Answer.** ") for l in summary.splitlines() if l.startswith("**Answer.**"))
+        out.print(answer, soft_wrap=True)
+        out.print(f"report: {path}")
 
 
 @app.command("list")

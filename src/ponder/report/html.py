@@ -9,7 +9,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ponder.analysis import Analysis, analyze
-from ponder.report.plots import cd_diagram, final_metric, interaction_heatmap, learning_curves, propagation
+from ponder.report.plots import (cd_diagram, final_metric, generalization_gap, interaction_heatmap, learning_curves,
+                                 loss_theory, propagation, sparsity)
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown"]
@@ -80,6 +81,23 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
             figures.append({"file": prop.name, "caption": "Signal propagation at initialization in the deepest networks: per-layer "
                             "pre-activation std and weight-gradient norm on a fixed probe batch (mean over seeds); dashed lines "
                             "are the mean-field prediction from each layer's measured sigma_w^2 and sigma_b^2."})
+    factors = an.study["spec"].get("factors", {})
+    figures.append({"file": generalization_gap(an, folder / "train_test.png").name,
+                    "caption": "Final train accuracy (on the labels the model was trained on) and test accuracy per arm."})
+    if "training.loss" in factors:
+        from ponder.theory.logits import gradient_ratio
+
+        figures.append({"file": loss_theory(an, folder / "loss_gradients.png").name,
+                        "caption": "Left: the gradient at the true logit as a function of the predicted probability of the "
+                                   f"true class; at p = 0.01 cross-entropy's is {gradient_ratio(0.01):.0f} times squared "
+                                   f"error's, at p = 0.5 {gradient_ratio(0.5):.1f} times. Right: measured output-layer "
+                                   "gradient norms during training."})
+    if "model.dropout" in factors or "model.activation" in factors:
+        sp_fig = sparsity(an, folder / "sparsity.png")
+        if sp_fig is not None:
+            figures.append({"file": sp_fig.name, "caption": "Sparsity after training, measured on the probe batch without "
+                            "dropout: exact zeros come from the activation (ReLU's deterministic zeros); dropout adds, "
+                            "during training only, random zeros at its rate p."})
     cd = cd_diagram(an, folder / "critical_difference.png")
     if cd is not None:
         figures.append({"file": cd.name, "caption": "Critical-difference diagram: mean rank of each level over blocks "

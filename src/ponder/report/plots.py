@@ -247,3 +247,90 @@ def cd_diagram(an: Analysis, path: Path) -> Path | None:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def loss_theory(an: Analysis, path: Path) -> Path:
+    """Left: |dL/dz_y| against the predicted probability of the true class (closed form).
+    Right: the measured output-layer gradient norm per epoch, per loss (mean over runs)."""
+    import json
+
+    from ponder.theory.logits import logit_gradients
+
+    p = np.linspace(0.001, 0.999, 400)
+    g = logit_gradients(p)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.0))
+    a1.plot(p, g["cross_entropy_true"], color=PALETTE[0], lw=2, label="cross-entropy: 1 - p")
+    a1.plot(p, g["squared_error_softmax_true"], color=PALETTE[1], lw=2, ls="--", label="squared error on softmax")
+    a1.set_yscale("log")
+    a1.set_xlabel("predicted probability of the true class p")
+    a1.set_ylabel("|dL / dz_true|")
+    a1.set_title("gradient at the true logit (10 classes, other mass spread evenly)", fontsize=9)
+    a1.legend(fontsize=8)
+    a1.grid(alpha=0.3)
+    lay = an.layers
+    if not lay.empty:
+        last = lay.groupby("run_id")["layer"].transform("max") == lay["layer"]
+        out = lay[last].merge(an.finals[["run_id", "config_json"]], on="run_id")
+        out = out.assign(loss=[json.loads(c)["training"]["loss"] for c in out["config_json"]])
+        for i, (loss, g2) in enumerate(out.groupby("loss")):
+            m = g2.groupby("epoch")["grad_norm"].median()
+            a2.plot(m.index, m.values, color=PALETTE[i % len(PALETTE)], lw=2, label=loss)
+        a2.set_yscale("log")
+        a2.legend(fontsize=8)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("output-layer weight gradient norm (median over runs)")
+    a2.set_title("measured during training (probe batch)", fontsize=9)
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def sparsity(an: Analysis, path: Path) -> Path | None:
+    """Exact-zero fraction and dead-unit fraction of each hidden layer after training, per arm (probe batch, no dropout)."""
+    lay = an.layers
+    if lay.empty:
+        return None
+    final = lay[(lay["epoch"] == lay.groupby("run_id")["epoch"].transform("max")) & lay["zero_frac"].notna()]
+    if final.empty:
+        return None
+    m = final.groupby(["arm", "layer"])[["zero_frac", "dead_frac"]].mean().reset_index()
+    arms = [a.arm for a in an.arms]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.3 * len(arms) + 2.2))
+    for ax, col, title in ((a1, "zero_frac", "fraction of exact zeros in the activations"),
+                           (a2, "dead_frac", "fraction of dead units (zero on every probe example)")):
+        layers = sorted(m["layer"].unique())
+        width = 0.8 / len(layers)
+        for j, l in enumerate(layers):
+            vals = [float(m[(m["arm"] == a) & (m["layer"] == l)][col].mean()) for a in arms]
+            ax.barh(np.arange(len(arms)) + j * width, vals, height=width, color=PALETTE[j % len(PALETTE)], label=f"layer {l + 1}")
+        ax.set_yticks(np.arange(len(arms)) + 0.4 - width / 2, arms, fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    a2.set_yticks([])
+    a1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def generalization_gap(an: Analysis, path: Path) -> Path:
+    """Final train and test accuracy per arm: the generalization gap at a glance."""
+    arms = sorted(an.arms, key=lambda a: a.rank)
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(arms) + 1.6))
+    y = np.arange(len(arms))
+    ax.barh(y - 0.2, [100 * a.train.mean for a in arms], height=0.4, color=PALETTE[1], label="train (on the labels trained on)")
+    ax.barh(y + 0.2, [100 * a.test.mean for a in arms], height=0.4, color=PALETTE[0], label="test")
+    ax.set_yticks(y, [a.arm for a in arms], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("final accuracy (%)")
+    ax.set_title("train vs test accuracy per arm (mean over seeds)", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
