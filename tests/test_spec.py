@@ -97,3 +97,17 @@ def test_arch_that_does_not_fit_the_data_is_refused(tmp_path):
     s = load_study(write(tmp_path, TINY.replace('arch = "mlp"', 'arch = "cnn2d"')))
     with pytest.raises(SpecError, match="cnn2d.*needs image samples"):
         check_plan(s, expand(s))
+
+
+def test_bad_initializer_parameter_values_are_refused_before_training(tmp_path):
+    from ponder.executors import check_plan
+    from ponder.study import expand
+
+    s = load_study(write(tmp_path, TINY.replace('"model.initializer" = ["torch.default", "torch.kaiming_normal"]',
+                                                '"model.initializer" = ["torch.default", "caffe.gaussian(std=-1)"]')))
+    with pytest.raises(SpecError, match="std > 0"):
+        check_plan(s, expand(s))
+    s = load_study(write(tmp_path, TINY.replace('"model.initializer" = ["torch.default", "torch.kaiming_normal"]',
+                                                '"model.initializer" = ["torch.default", "keras.variance_scaling(mode=sideways)"]')))
+    with pytest.raises(SpecError, match="fan_in, fan_out, fan_avg"):
+        check_plan(s, expand(s))

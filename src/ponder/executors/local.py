@@ -82,6 +82,7 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
             from ponder.errors import SpecError
 
             raise SpecError(f"{study.source}: dataset.train_size = {ts} is more than the {n_pool - n_val} examples of {cfg['dataset']['name']!r} left after the validation split; use at most {n_pool - n_val}")
+    _check_initializers(study, runs)
     if force:
         return
     worst = max(seen.values(), default=0)
@@ -89,6 +90,43 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
     for what, value in (("runs", len(runs)), ("params_per_model", worst), ("model_epochs", model_epochs)):
         if value > LIMITS[what]:
             raise LimitError(f"{study.source}: the study has {value:,} {what.replace('_', ' ')}, above the limit of {LIMITS[what]:,}; shrink it or pass --force")
+
+
+def _check_initializers(study: Study, runs: list[Run]) -> None:
+    """Draw each distinct (initializer, parameters, activation) once on a small layer, so a bad parameter
+    value is refused before training rather than failing every run of its population."""
+    import torch
+
+    from ponder.catalog.initializers.base import init_network
+    from ponder.errors import SpecError
+
+    seen = set()
+    for r in runs:
+        m = r.config["model"]
+        key = (m["initializer"], json.dumps(m["init_params"], sort_keys=True, default=str), m["activation"])
+        if key in seen:
+            continue
+        seen.add(key)
+        name, params = parse_init(m["initializer"])
+        params = {**m["init_params"], **params}
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+
+        def fwd(ps, upto, post, x=x):
+            h = x
+            for i, (w, b) in enumerate(ps):
+                h = h @ w.t() + b
+                if i == upto:
+                    return h
+            return h
+
+        try:
+            init_network(name, [(3, 4), (2, 3)], generator=torch.Generator().manual_seed(0),
+                         context={"activation": m["activation"], "forward": fwd}, **params)
+        except PonderError as exc:
+            raise SpecError(f"{study.source}: model.initializer {m['initializer']!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  (bad parameter values surface as arbitrary errors)
+            raise SpecError(f"{study.source}: model.initializer {m['initializer']!r} with parameters {params} fails: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 def _bytes_per_model(layers: tuple[Layer, ...], batch: int, eval_chunk: int, itemsize: int) -> int:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError, validate_call
 
 from ponder import registry
 from ponder.errors import DataError, SpecError
@@ -95,7 +96,18 @@ def _transform_inputs(pool: Pool, mode: str, seed: int) -> Pool:
 @lru_cache(maxsize=16)
 def _cached(name: str, frozen_options: tuple[tuple[str, Any], ...], inputs: str, input_seed: int) -> Pool:
     entry = registry.get("dataset", name)
-    pool = entry.fn(**dict(frozen_options))
+    try:
+        # pydantic checks the options against the generator's annotated signature (types and ranges)
+        pool = validate_call(entry.fn)(**dict(frozen_options))
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        raise SpecError(f"dataset {name!r} option {where!r}: {e['msg'].removeprefix('Value error, ')} (found {e.get('input')!r})") from None
+    except (DataError, SpecError):
+        raise
+    except Exception as exc:  # noqa: BLE001  (the user-facing boundary of a generator or loader)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(f"dataset {name!r} cannot be built with options {dict(frozen_options)!r}: {first}") from None
     pool = _validate(pool)
     return _transform_inputs(pool, inputs, input_seed)
 

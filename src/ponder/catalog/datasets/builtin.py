@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from ponder.catalog.datasets.base import Pool
 from ponder.registry import register
@@ -16,7 +18,8 @@ __all__: list[str] = []
 @register("dataset", "mnist1d", formula="10 classes, 40-point 1-D signals, 4000 train / 1000 test",
           source="mnist1d package, make_dataset(get_dataset_args()) generated locally, never downloaded",
           cites="Greydanus 2020 (Scaling down deep learning)")
-def mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0.8) -> Pool:
+def mnist1d(num_samples: Annotated[int, Field(ge=20, le=1_000_000)] = 5000, seed: Annotated[int, Field(ge=0, lt=2**32)] = 42,
+            train_split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8) -> Pool:
     """MNIST-1D: ten 1-D digit templates, padded, scaled, translated, sheared and noised.
 
     Generated with the ``mnist1d`` package (defaults = the paper's standard split). The
@@ -41,7 +44,7 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0.8) -
 @register("dataset", "digits", formula="10 classes, 8x8 grey images scaled to [0, 1]; stratified 70/30 split",
           source="scikit-learn load_digits (bundled UCI optical digits)",
           cites="Alpaydin & Kaynak 1998 (UCI Optical Recognition of Handwritten Digits)")
-def digits(test_fraction: float = 0.3, split_seed: int = 0) -> Pool:
+def digits(test_fraction: Annotated[float, Field(ge=0.05, le=0.9)] = 0.3, split_seed: Annotated[int, Field(ge=0, lt=2**32)] = 0) -> Pool:
     """scikit-learn's 1797 handwritten digits, 8x8 pixels in 0..16 scaled to [0, 1].
 
     Near ceiling for an MLP (about 97% test accuracy) when trained on all of it; use
@@ -60,8 +63,9 @@ def digits(test_fraction: float = 0.3, split_seed: int = 0) -> Pool:
 @register("dataset", "spirals", formula="K interleaved 2-D spirals with Gaussian noise",
           source="ponder generator (the classic CS231n/Lang & Witbrock spiral task)",
           cites="Lang & Witbrock 1988 (Learning to tell two spirals apart)")
-def spirals(n_classes: int = 3, n_train: int = 1500, n_test: int = 1500, noise: float = 0.2,
-            turns: float = 1.5, seed: int = 0) -> Pool:
+def spirals(n_classes: Annotated[int, Field(ge=2, le=100)] = 3, n_train: Annotated[int, Field(ge=10, le=1_000_000)] = 1500,
+            n_test: Annotated[int, Field(ge=10, le=1_000_000)] = 1500, noise: Annotated[float, Field(ge=0.0, le=10.0)] = 0.2,
+            turns: Annotated[float, Field(gt=0.0, le=100.0)] = 1.5, seed: Annotated[int, Field(ge=0)] = 0) -> Pool:
     """K spirals in the plane: class k has angle t * turns * 2 pi + 2 pi k / K and radius t.
 
     Points are drawn with t ~ U[0, 1] and isotropic Gaussian noise of std ``noise * t``
@@ -85,8 +89,9 @@ def spirals(n_classes: int = 3, n_train: int = 1500, n_test: int = 1500, noise: 
 @register("dataset", "teacher", formula="y = argmax(teacher(x)), x ~ N(0, I_d), teacher a random 1-hidden-layer tanh net",
           source="ponder generator (student-teacher setting)",
           cites="Gardner & Derrida 1989; Saad & Solla 1995 (student-teacher networks)")
-def teacher(n_features: int = 20, n_hidden: int = 100, n_classes: int = 10, n_train: int = 4000,
-            n_test: int = 1000, seed: int = 0) -> Pool:
+def teacher(n_features: Annotated[int, Field(ge=1, le=100_000)] = 20, n_hidden: Annotated[int, Field(ge=1, le=100_000)] = 100,
+            n_classes: Annotated[int, Field(ge=2, le=1000)] = 10, n_train: Annotated[int, Field(ge=10, le=1_000_000)] = 4000,
+            n_test: Annotated[int, Field(ge=10, le=1_000_000)] = 1000, seed: Annotated[int, Field(ge=0)] = 0) -> Pool:
     """Labels from a random teacher network: h = tanh(W1 x / sqrt(d)), logits = W2 h / sqrt(H).
 
     W1, W2 have i.i.d. N(0, 1) entries drawn from the ``seed`` stream; the task is exactly

@@ -98,7 +98,7 @@ def _standardize(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.nda
 
 @register("dataset", "mnist_idx", formula="MNIST-format IDX files from a local folder, standardized",
           source="LeCun's IDX format (train-images-idx3-ubyte[.gz] etc.)", cites="LeCun, Bottou, Bengio & Haffner 1998")
-def mnist_idx(path: str) -> Pool:
+def mnist_idx(path: str) -> Pool:  # noqa: D417
     """MNIST (or Fashion-MNIST) from ``path``: the four IDX files, gzip-compressed or not.
 
     Pixels are standardized by the training mean and std; samples have shape (1, 28, 28).
