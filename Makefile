@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean venv
+.PHONY: demo test bench clean venv browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ponder run quickstart --out reports
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not slow"
+
+# The report test drives Debian's headless Chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
+		{ echo "make test needs Debian's chromium for the browser test: apt-get install chromium"; exit 1; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/population.py

@@ -94,3 +94,21 @@ def test_failed_population_is_recorded_and_retried(tiny_study, tmp_path, monkeyp
         assert "simulated crash" in st.runs("tiny")["error"].iloc[0]
         res = run_study(study, st)
         assert res.skipped == 0 and res.trained == 12 and st.runs("tiny")["status"].eq("ok").all()
+
+
+def test_a_version_1_store_is_migrated_and_reported(tmp_path):
+    """A store written by schema version 1 (no sigma_w2 / sigma_b2) opens, migrates and still reports."""
+    import gzip
+    from pathlib import Path
+
+    from ponder.report import write_report
+    from ponder.store import SCHEMA_VERSION
+
+    path = tmp_path / "old.duckdb"
+    path.write_bytes(gzip.decompress((Path(__file__).parent / "fixtures" / "store_v1.duckdb.gz").read_bytes()))
+    with Store(path, read_only=True) as st:  # even a read-only open migrates first
+        assert st._version() == SCHEMA_VERSION
+        assert {"sigma_w2", "sigma_b2"} <= set(st.layers("quickstart").columns)
+        n = len(st.runs("quickstart"))
+        index = write_report(st, "quickstart", tmp_path / "reports")
+    assert n > 0 and index.exists()

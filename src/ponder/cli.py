@@ -362,12 +362,32 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+    except Exception as exc:  # usage errors of the command line (typer's own, or click's in older typer)
+        usage, abort = _cli_exception_types()
+        if isinstance(exc, usage):
+            msg = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            err.print(f"error: {msg}", markup=False, highlight=False)
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, abort):
             sys.exit(130)
         raise
+
+
+def _cli_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    usage: list[type] = []
+    abort: list[type] = []
+    try:
+        from typer.exceptions import Abort, TyperException
+
+        usage.append(TyperException)
+        abort.append(Abort)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        usage.append(click.exceptions.ClickException)
+        abort.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(usage), tuple(abort)

@@ -26,7 +26,7 @@ from ponder.errors import NotFound, StoreError
 
 __all__ = ["Store", "SCHEMA_VERSION", "environment"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta(key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -49,6 +49,15 @@ LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "
 RUN_COLS = ["run_id", "config_json", "status", "diverged_epoch", "error", "population", "population_size", "steps",
             "wall_s", "finished", "env_json"]
 DONE = ("ok", "diverged")
+
+
+def _migrate_1_to_2(con) -> None:
+    """Version 2 records each layer's effective sigma_w^2 and sigma_b^2 (NULL for runs trained before)."""
+    con.execute("ALTER TABLE layers ADD COLUMN IF NOT EXISTS sigma_w2 DOUBLE")
+    con.execute("ALTER TABLE layers ADD COLUMN IF NOT EXISTS sigma_b2 DOUBLE")
+
+
+MIGRATIONS = {1: _migrate_1_to_2}  # from version -> function bringing the store to version + 1
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
@@ -78,13 +87,38 @@ class Store:
             raise StoreError(f"store {self.path!r} cannot be opened: {str(exc).splitlines()[0]}") from None
         except duckdb.Error as exc:
             raise StoreError(f"store {self.path!r} is not a ponder store ({str(exc).splitlines()[0]})") from None
+        version = self._version()
+        if version is not None and version < SCHEMA_VERSION:
+            self._migrate(version, read_only)
         if not read_only:
             for stmt in _SCHEMA:
                 self.con.execute(stmt)
             self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        version = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise StoreError(f"store {self.path!r} has schema version {version and version[0]}, this ponder reads {SCHEMA_VERSION}")
+        version = self._version()
+        if version is None or version != SCHEMA_VERSION:
+            raise StoreError(f"store {self.path!r} has schema version {version}, this ponder reads {SCHEMA_VERSION}; "
+                             "use the ponder release that wrote it")
+
+    def _version(self) -> int | None:
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return None
+        return int(row[0]) if row else None
+
+    def _migrate(self, version: int, read_only: bool) -> None:
+        """Bring an older store to the current schema, one numbered migration at a time, in one transaction."""
+        if read_only:  # migrations need a writable connection; reopen, migrate, reopen read-only
+            self.con.close()
+            self.con = duckdb.connect(self.path)
+        with self._transaction():
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](self.con)
+                version += 1
+            self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+        if read_only:
+            self.con.close()
+            self.con = duckdb.connect(self.path, read_only=True)
 
     def close(self) -> None:
         self.con.close()

@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ponder.analysis import Analysis, analyze
 from ponder.report.plots import (cd_diagram, final_metric, generalization_gap, interaction_heatmap, learning_curves,
-                                 loss_theory, propagation, sparsity)
+                                 loss_theory, measured_phase, propagation, sparsity, weight_histograms)
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown"]
@@ -107,18 +107,55 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
         from ponder.theory.folklore import near_zero_table, verdict
 
         folklore = {"verdict": verdict(), "rows": near_zero_table()}
+    if an.focus == "model.initializer":
+        hist = weight_histograms(an, folder / "weight_histograms.png")
+        figures.append({"file": hist.name, "caption": "Weights at initialization of a 64 x 64 hidden layer for each initializer "
+                        "(one draw each; x axis in units of 1/sqrt(fan_in); the activation of the first condition)."})
+        phase = measured_phase(an, folder / "phase.png")
+        if phase is not None:
+            figures.append({"file": phase.name, "caption": "Mean-field phase diagram of the activation, with each "
+                            "initializer's measured sigma_w^2 at the deepest depth marked by whether it trained."})
+    anchors = _anchors(an.study["name"])
     fmt = _pct if an.metric == "accuracy" else (lambda v: "–" if v != v else f"{v:.4f}")
     fmtd = (lambda v: "–" if v != v else f"{100 * v:+.1f} pts") if an.metric == "accuracy" else (lambda v: f"{v:+.4f}")
     envs = an.finals["env_json"].dropna()
     env = json.loads(envs.iloc[0]) if len(envs) else {}
     html = _ENV.get_template("study.html").render(
         study=an.study, spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures,
-        fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env), folklore=folklore, sigma=an.sigma_w2,
+        fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env), folklore=folklore, sigma=an.sigma_w2, anchors=anchors,
         command=command or f"ponder run {an.study['spec'].get('source') or name}{' --quick' if an.study['quick'] else ''} --store {store.path}")
     (folder / "index.html").write_text(html, encoding="utf-8")
     (folder / "summary.md").write_text(summary_markdown(an), encoding="utf-8")
+    (folder / "table.tex").write_text(latex_table(an), encoding="utf-8")
     write_index(store, out)
     return folder / "index.html"
+
+
+def _anchors(name: str) -> list[dict]:
+    import tomllib
+    from importlib import resources
+
+    data = tomllib.loads(resources.files("ponder.report").joinpath("anchors.toml").read_text(encoding="utf-8"))
+    return data.get(name, [])
+
+
+def latex_table(an: Analysis) -> str:
+    """The results table as a LaTeX tabular (booktabs), for papers."""
+    def esc(t: str) -> str:
+        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
+                     ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
+            t = t.replace(a, b)
+        return t
+
+    scale = 100 if an.metric == "accuracy" else 1
+    unit = " (\\%)" if an.metric == "accuracy" else ""
+    lines = ["\\begin{tabular}{lrrrrr}", "\\toprule",
+             f"arm & rank & test {esc(an.metric)}{unit} & 95\\% CI & diverged & did not train \\\\", "\\midrule"]
+    for a in sorted(an.arms, key=lambda a: a.rank):
+        lines.append(f"{esc(a.arm)} & {a.rank} & {scale * a.test.mean:.1f} & [{scale * a.test.lo:.1f}, {scale * a.test.hi:.1f}] & "
+                     f"{a.n_diverged} & {a.n_chance} \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
 
 
 def write_index(store: Store, out: str | Path = "reports") -> Path:

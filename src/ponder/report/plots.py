@@ -128,7 +128,7 @@ def phase_diagram(activation: str, path: Path, *, sigma_b2: float = 0.05, measur
     a1.set_xlabel("sigma_w^2")
     a1.set_ylabel("sigma_b^2")
     a1.set_title(f"{activation}: ordered (chi_1 < 1) | chaotic (chi_1 > 1)")
-    sw2 = np.linspace(0.5, 4.0, 60)
+    sw2 = np.linspace(0.05, 4.0, 80)
     depth = []
     for w in sw2:
         _, xi_c, _ = depth_scales(activation, float(w), sigma_b2)
@@ -188,7 +188,7 @@ def propagation(an: Analysis, path: Path, *, max_panels: int = 4) -> Path | None
     from ponder.theory.meanfield import expect
 
     lay = an.layers
-    if lay.empty or not an.conditions:
+    if lay.empty or not an.conditions or lay["sigma_w2"].isna().all():
         return None
     init = lay[lay["epoch"] == 0].merge(an.finals[["run_id", "arm_json", "config_json"]], on="run_id")
     if init.empty:
@@ -334,3 +334,74 @@ def generalization_gap(an: Analysis, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def weight_histograms(an: Analysis, path: Path) -> Path:
+    """One draw of each focus initializer on a 64 x 64 layer, in units of 1/sqrt(fan_in)."""
+    import json
+
+    import torch
+
+    from ponder.catalog.initializers.base import init_network, parse_init
+
+    levels = list(dict.fromkeys(lvl for c in an.conditions for lvl in c.levels)) if an.conditions else \
+        [str(a.levels.get(an.focus)) for a in an.arms]
+    act = json.loads(an.finals["config_json"].iloc[0])["model"]["activation"]
+    cols = 4
+    rows = (len(levels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows), squeeze=False)
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def fwd(ps, upto, post):
+        h = x
+        for i, (w, b) in enumerate(ps):
+            h = h @ w.t() + b
+            if i == upto:
+                return h
+            h = torch.tanh(h)
+        return h
+
+    for k, lvl in enumerate(levels):
+        ax = axes[k // cols, k % cols]
+        name, params = parse_init(lvl)
+        (w, _), _ = init_network(name, [(64, 64), (64, 64)], generator=torch.Generator().manual_seed(0), dtype=torch.float64,
+                                 context={"activation": act, "forward": fwd}, **params)
+        v = (w.flatten() * 8.0).numpy()  # times sqrt(fan_in) = 8
+        ax.hist(v, bins=50, color=PALETTE[k % len(PALETTE)])
+        ax.set_title(lvl, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_yticks([])
+    for k in range(len(levels), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def measured_phase(an: Analysis, path: Path) -> Path | None:
+    """The phase diagram of the deepest condition's activation with each initializer's measured sigma_w^2
+    (mean over the hidden layers at init) marked trained / did not train."""
+    import json
+
+    if an.layers.empty or not an.sigma_w2:
+        return None
+    cfg = an.finals["config_json"].map(json.loads)
+    depth = cfg.map(lambda c: c["model"]["depth"])
+    act = cfg.map(lambda c: c["model"]["activation"])
+    deepest = depth.max()
+    acts = [a for a in dict.fromkeys(act[depth == deepest]) if a in ("tanh", "hardtanh", "softsign", "erf", "sigmoid")]
+    chosen = acts[0] if acts else act[depth == deepest].iloc[0]
+    sel = an.finals[(depth == deepest) & (act == chosen)]
+    points = []
+    for arm, g in sel.groupby("arm"):
+        s2 = an.sigma_w2.get(arm)
+        if s2 is None or not np.isfinite(s2) or s2 <= 0:
+            continue
+        trained = bool((g["test_acc"] > an.chance + 0.05).mean() > 0.5)
+        points.append((min(float(s2), 4.0), float(deepest), trained))
+    if not points:
+        return None
+    init = an.layers[(an.layers["epoch"] == 0) & an.layers["act_std"].notna()]
+    sb2 = float(init["sigma_b2"].median()) if "sigma_b2" in init else 0.0
+    return phase_diagram(chosen, path, sigma_b2=sb2 if np.isfinite(sb2) else 0.0, measured=points)

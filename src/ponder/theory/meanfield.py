@@ -111,6 +111,7 @@ def chi1(name: str, sigma_w2: float, sigma_b2: float) -> float:
     return sigma_w2 * expect(name, q, "dphi2")
 
 
+@lru_cache(maxsize=256)
 def critical_sigma_w2(name: str, sigma_b2: float = 0.0, *, lo: float = 1e-3, hi: float = 1000.0) -> float:
     """The sigma_w^2 with chi_1 = 1 at this sigma_b^2 (the critical line), by Brent's method.
 

@@ -4,6 +4,7 @@ critical (edge-of-chaos) initialization from mean-field theory."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -30,13 +31,18 @@ def svd_orthonormal(shape, *, generator, dtype=torch.float64) -> torch.Tensor:
     return q.reshape(shape).to(dtype)
 
 
+@lru_cache(maxsize=64)
+def _auto_gain(activation: str) -> float:
+    from ponder.catalog.activations import numerical_gain
+
+    return numerical_gain(registry.get("activation", activation).fn)
+
+
 def _gain(gain, activation: str | None) -> float:
     if gain == "auto":
         if activation is None:
             raise CatalogError("gain = 'auto' needs the activation")
-        from ponder.catalog.activations import numerical_gain
-
-        return numerical_gain(registry.get("activation", activation).fn)
+        return _auto_gain(activation)
     return float(gain)
 
 
