@@ -80,18 +80,18 @@ def interaction_sentence(focus: str, conds: list[Condition]) -> str:
     name = focus.split(".", 1)[1]
     parts = []
     for c in conds:
-        n = len(c.levels)
-        txt = (f"with {c.label}, {len(c.tied) + 1} of {n} {name}s are statistically tied with the best ('{c.best}', "
-               f"{100 * c.levels[c.best]:.1f}%)")
+        others = len(c.levels) - 1
+        txt = (f"with {c.label}, '{c.best}' is best ({100 * c.levels[c.best]:.1f}%) and {len(c.tied)} of the {others} other "
+               f"{name}s {'is' if len(c.tied) == 1 else 'are'} not significantly worse")
         if c.no_train:
-            txt += f" and {len(c.no_train)} did not train ({', '.join(repr(x) for x in c.no_train[:4])}{' ...' if len(c.no_train) > 4 else ''})"
+            txt += f"; {len(c.no_train)} did not train ({', '.join(repr(x) for x in c.no_train[:4])}{' ...' if len(c.no_train) > 4 else ''})"
         parts.append(txt)
     bests = {c.best for c in conds}
     tie_frac = [(len(c.tied) + 1) / len(c.levels) for c in conds]
     lo, hi = min(range(len(conds)), key=lambda i: tie_frac[i]), max(range(len(conds)), key=lambda i: tie_frac[i])
-    summary = (f"The choice of {name} matters most with {conds[lo].label} (only {len(conds[lo].tied) + 1} of "
-               f"{len(conds[lo].levels)} tie with the best) and least with {conds[hi].label} "
-               f"({len(conds[hi].tied) + 1} of {len(conds[hi].levels)} tie)")
+    summary = (f"The choice of {name} matters most with {conds[lo].label} ({len(conds[lo].tied)} of "
+               f"{len(conds[lo].levels) - 1} others tie with the best) and least with {conds[hi].label} "
+               f"({len(conds[hi].tied)} of {len(conds[hi].levels) - 1} tie)")
     summary += "; the best level is the same in every condition." if len(bests) == 1 else \
         f"; the best level changes across conditions ({', '.join(sorted(repr(b) for b in bests))}), an interaction."
     return summary + " In detail: " + "; ".join(parts) + "."

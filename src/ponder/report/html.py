@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ponder.analysis import Analysis, analyze
 from ponder.report.plots import (cd_diagram, final_metric, generalization_gap, interaction_heatmap, learning_curves,
-                                 loss_theory, measured_phase, propagation, sparsity, weight_histograms)
+                                 label_corruption, loss_theory, measured_phase, propagation, sparsity, weight_histograms)
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown"]
@@ -84,6 +84,10 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     factors = an.study["spec"].get("factors", {})
     figures.append({"file": generalization_gap(an, folder / "train_test.png").name,
                     "caption": "Final train accuracy (on the labels the model was trained on) and test accuracy per arm."})
+    lc = label_corruption(an, folder / "label_corruption.png") if "dataset.label_noise" in factors else None
+    if lc is not None:
+        figures.append({"file": lc.name, "caption": "The label-corruption curve: final train accuracy on the labels trained on "
+                        "and test accuracy on true labels, against the fraction of corrupted training labels."})
     if "training.loss" in factors:
         from ponder.theory.logits import gradient_ratio
 

@@ -19,6 +19,12 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 STYLES = ["-", "--", ":", "-."]
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    """PNG for the screen and SVG (vector, for print) side by side."""
+    fig.savefig(path, dpi=dpi)
+    fig.savefig(Path(path).with_suffix(".svg"))
+
+
 def _style(i: int) -> dict:
     return {"color": PALETTE[i % len(PALETTE)], "linestyle": STYLES[(i // len(PALETTE)) % len(STYLES)]}
 
@@ -55,7 +61,7 @@ def learning_curves(an: Analysis, path: Path) -> Path:
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
         fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(labels) // 6), 1, 1))
-        fig.savefig(path, dpi=120)
+        _save(fig, path, 120)
         plt.close(fig)
         return path
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -71,7 +77,7 @@ def learning_curves(an: Analysis, path: Path) -> Path:
     axes[0].set_ylabel("accuracy (%)")
     axes[1].legend(fontsize=7, loc="lower right", frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path, 130)
     plt.close(fig)
     return path
 
@@ -95,7 +101,7 @@ def final_metric(an: Analysis, path: Path) -> Path:
     ax.set_title("final test metric per arm (mean, 95% CI; dots = seeds)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path, 130)
     plt.close(fig)
     return path
 
@@ -148,7 +154,7 @@ def phase_diagram(activation: str, path: Path, *, sigma_b2: float = 0.05, measur
     a2.grid(alpha=0.3)
     a2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path, 130)
     plt.close(fig)
     return path
 
@@ -173,7 +179,7 @@ def interaction_heatmap(an: Analysis, path: Path) -> Path:
     ax.set_title(f"{an.focus.split('.', 1)[1]} x conditions: mean test accuracy ( * = tied with the best, Holm p >= 0.05)",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path, 130)
     plt.close(fig)
     return path
 
@@ -227,7 +233,7 @@ def propagation(an: Analysis, path: Path, *, max_panels: int = 4) -> Path | None
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.03 + 0.025 * (len(labels) // 6), 1, 1))
-    fig.savefig(path, dpi=120)
+    _save(fig, path, 120)
     plt.close(fig)
     return path
 
@@ -244,7 +250,7 @@ def cd_diagram(an: Analysis, path: Path) -> Path | None:
     ax.set_title(f"mean ranks over {r.n_blocks} blocks (1 = best); bars join arms Nemenyi cannot tell apart "
                  f"(CD = {r.cd:.2f}); Friedman p = {r.p_value:.2g}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path, 130)
     plt.close(fig)
     return path
 
@@ -282,7 +288,7 @@ def loss_theory(an: Analysis, path: Path) -> Path:
     a2.set_title("measured during training (probe batch)", fontsize=9)
     a2.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path, 130)
     plt.close(fig)
     return path
 
@@ -312,7 +318,7 @@ def sparsity(an: Analysis, path: Path) -> Path | None:
     a2.set_yticks([])
     a1.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path, 120)
     plt.close(fig)
     return path
 
@@ -331,7 +337,7 @@ def generalization_gap(an: Analysis, path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    _save(fig, path, 120)
     plt.close(fig)
     return path
 
@@ -374,7 +380,7 @@ def weight_histograms(an: Analysis, path: Path) -> Path:
     for k in range(len(levels), rows * cols):
         axes[k // cols, k % cols].axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -405,3 +411,32 @@ def measured_phase(an: Analysis, path: Path) -> Path | None:
     init = an.layers[(an.layers["epoch"] == 0) & an.layers["act_std"].notna()]
     sb2 = float(init["sigma_b2"].median()) if "sigma_b2" in init else 0.0
     return phase_diagram(chosen, path, sigma_b2=sb2 if np.isfinite(sb2) else 0.0, measured=points)
+
+
+def label_corruption(an: Analysis, path: Path) -> Path | None:
+    """Train and test accuracy against the fraction of corrupted labels (Zhang et al. 2017), one line per condition."""
+    import json
+
+    f = an.finals
+    levels = f["arm_json"].map(json.loads)
+    if not any("dataset.label_noise" in lv for lv in levels):
+        return None
+    noise = levels.map(lambda lv: float(lv["dataset.label_noise"]))
+    cond = levels.map(lambda lv: ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in lv.items() if k != "dataset.label_noise") or "all")
+    df = f.assign(_noise=noise, _cond=cond)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.0), sharey=True)
+    for i, (c, g) in enumerate(df.groupby("_cond", sort=False)):
+        m = g.groupby("_noise")[["train_acc", "test_acc"]].mean().sort_index()
+        st = _style(i)
+        a1.plot(m.index, 100 * m["train_acc"], marker="o", label=c, **st)
+        a2.plot(m.index, 100 * m["test_acc"], marker="o", label=c, **st)
+    for ax, t in ((a1, "train accuracy (on the corrupted labels)"), (a2, "test accuracy (true labels)")):
+        ax.set_xlabel("fraction of training labels replaced at random")
+        ax.set_title(t, fontsize=9)
+        ax.grid(alpha=0.3)
+    a1.set_ylabel("accuracy (%)")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path, 130)
+    plt.close(fig)
+    return path
