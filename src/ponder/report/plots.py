@@ -116,8 +116,8 @@ def phase_diagram(activation: str, path: Path, *, sigma_b2: float = 0.05, measur
 
     from ponder.theory.meanfield import chi1, critical_sigma_w2, depth_scales
 
-    sw = np.linspace(0.25, 4.0, 40)
-    sb = np.linspace(0.0, 1.0, 21)
+    sw = np.linspace(0.25, 4.0, 30)
+    sb = np.linspace(0.0, 1.0, 13)
     grid = np.array([[min(chi1(activation, w, b), 3.0) for w in sw] for b in sb])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
     im = a1.pcolormesh(sw, sb, grid, cmap="cividis", shading="auto", vmin=0, vmax=2)
@@ -134,7 +134,7 @@ def phase_diagram(activation: str, path: Path, *, sigma_b2: float = 0.05, measur
     a1.set_xlabel("sigma_w^2")
     a1.set_ylabel("sigma_b^2")
     a1.set_title(f"{activation}: ordered (chi_1 < 1) | chaotic (chi_1 > 1)")
-    sw2 = np.linspace(0.05, 4.0, 80)
+    sw2 = np.linspace(0.05, 4.0, 50)
     depth = []
     for w in sw2:
         _, xi_c, _ = depth_scales(activation, float(w), sigma_b2)

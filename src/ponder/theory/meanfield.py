@@ -52,26 +52,30 @@ def _nodes(panels: int) -> tuple[np.ndarray, np.ndarray]:
     return z, wz
 
 
-def _derivs(name: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """phi(u), phi'(u), phi''(u) by autograd on float64."""
+def _derivs(name: str, u: np.ndarray, order: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """phi(u) and, up to ``order``, phi'(u) and phi''(u) by autograd on float64 (zeros where not asked)."""
     f = registry.get("activation", name).fn
+    if order == 0:
+        with torch.no_grad():
+            y = f(torch.as_tensor(u, dtype=torch.float64)).numpy()
+        return y, np.zeros_like(y), np.zeros_like(y)
     t = torch.as_tensor(u, dtype=torch.float64).requires_grad_()
     y = f(t)
-    (d1,) = torch.autograd.grad(y.sum(), t, create_graph=True)
-    if d1.requires_grad:
-        (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
-        d2 = torch.zeros_like(t) if d2 is None else d2
-    else:
-        d2 = torch.zeros_like(t)
+    (d1,) = torch.autograd.grad(y.sum(), t, create_graph=order > 1)
+    d2 = torch.zeros_like(t)
+    if order > 1 and d1.requires_grad:
+        (g2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
+        d2 = torch.zeros_like(t) if g2 is None else g2
     return y.detach().numpy(), d1.detach().numpy(), d2.detach().numpy()
 
 
-def expect(name: str, q: float, what: str = "phi2") -> float:
+def expect(name: str, q: float, what: str = "phi2", panels: int | None = None) -> float:
     """E_z over z ~ N(0,1) of phi(sqrt(q) z)^2 ('phi2'), phi'(.)^2 ('dphi2') or phi''(.) phi(.) ('d2phi_phi')."""
-    x, w = _nodes(_PANELS)
+    x, w = _nodes(panels or _PANELS)
+    order = {"phi2": 0, "dphi2": 1, "d2phi_phi": 2}[what]
     # At q* = 0 the limit q -> 0+ is wanted (for a kink at 0: the mean of the one-sided
     # derivatives), not phi'(0) at a single point: evaluate at a tiny positive q.
-    y, d1, d2 = _derivs(name, math.sqrt(max(q, 1e-12)) * x)
+    y, d1, d2 = _derivs(name, math.sqrt(max(q, 1e-12)) * x, order)
     val = {"phi2": y * y, "dphi2": d1 * d1, "d2phi_phi": d2 * y}[what]
     return float((w * val).sum())
 
@@ -84,7 +88,7 @@ def fixed_point_q(name: str, sigma_w2: float, sigma_b2: float, *, q0: float = 1.
         if sigma_w2 * c < 1:
             return sigma_b2 / (1 - sigma_w2 * c)
         return q0 if sigma_w2 * c == 1 and sigma_b2 == 0 else math.inf
-    if sigma_b2 == 0 and abs(_derivs(name, np.zeros(1))[0][0]) < 1e-15:
+    if sigma_b2 == 0 and abs(_derivs(name, np.zeros(1), 0)[0][0]) < 1e-15:
         # phi(0) = 0: q* = 0 is a fixed point, the stable one while chi_1(q -> 0) < 1; iterating
         # towards it converges only like 1/l, so decide directly.
         if sigma_w2 * expect(name, 0.0, "dphi2") < 1:
@@ -135,17 +139,17 @@ def critical_sigma_w2(name: str, sigma_b2: float = 0.0, *, lo: float = 1e-3, hi:
 class _CMap:
     """The correlation map at length q: c -> q12(c) / q, and its slope sigma_w^2 E[phi'(u1) phi'(u2)]."""
 
-    def __init__(self, name: str, sigma_w2: float, sigma_b2: float, q: float, panels: int = 60):
+    def __init__(self, name: str, sigma_w2: float, sigma_b2: float, q: float, panels: int = 40):
         x, w = _nodes(panels)
         self.name, self.sw2, self.sb2, self.q = name, sigma_w2, sigma_b2, q
         self.z1, self.z2 = np.meshgrid(x, x, indexing="ij")
         self.ww = np.outer(w, w).ravel()
-        p1, d1, _ = _derivs(name, (math.sqrt(q) * self.z1).ravel())  # u1 does not depend on c
+        p1, d1, _ = _derivs(name, (math.sqrt(q) * self.z1).ravel(), 1)  # u1 does not depend on c
         self.p1, self.d1 = p1, d1
 
     def __call__(self, c: float) -> tuple[float, float]:
         u2 = math.sqrt(self.q) * (c * self.z1 + math.sqrt(max(0.0, 1 - c * c)) * self.z2)
-        p2, d2, _ = _derivs(self.name, u2.ravel())
+        p2, d2, _ = _derivs(self.name, u2.ravel(), 1)
         q12 = self.sw2 * float((self.ww * self.p1 * p2).sum()) + self.sb2
         return q12 / self.q, self.sw2 * float((self.ww * self.d1 * d2).sum())
 
