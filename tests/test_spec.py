@@ -111,3 +111,15 @@ def test_bad_initializer_parameter_values_are_refused_before_training(tmp_path):
                                                 '"model.initializer" = ["torch.default", "keras.variance_scaling(mode=sideways)"]')))
     with pytest.raises(SpecError, match="fan_in, fan_out, fan_avg"):
         check_plan(s, expand(s))
+
+
+def test_absurd_studies_are_refused_before_training_and_force_lifts_it(tmp_path):
+    from ponder.errors import LimitError
+    from ponder.executors import check_plan
+    from ponder.study import expand
+
+    s = load_study(write(tmp_path, TINY.replace("epochs = 3", "epochs = 100000")), seeds=30)
+    runs = expand(s)
+    with pytest.raises(LimitError, match=r"12,000,000 model epochs, above the limit of 5,000,000; shrink it or pass --force"):
+        check_plan(s, runs)
+    check_plan(s, runs, force=True)

@@ -86,7 +86,8 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, device: str, me
                             memory=int(memory * 2**30) if memory else None)
         except KeyboardInterrupt:
             bar.stop()
-            err.print(f"interrupted: every finished population is kept in {store}; run the same command again to resume")
+            err.print(f"interrupted: every finished population is kept in {store}; run the same command again to resume",
+                      soft_wrap=True)
             raise typer.Exit(130)
     err.print(f"{spec.name}: {res.total} runs, {res.skipped} already in the store, {res.trained} trained, "
               f"{res.failed} failed, in {res.wall_s:.1f} s")
@@ -351,7 +352,9 @@ def main() -> None:
     """Console entry point: one line and exit code 2 for user errors."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # an Exit raised inside a command comes back as its code
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except PonderError as exc:
         if debug:
             raise

@@ -91,9 +91,10 @@ class Store:
         if version is not None and version < SCHEMA_VERSION:
             self._migrate(version, read_only)
         if not read_only:
-            for stmt in _SCHEMA:
-                self.con.execute(stmt)
-            self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            with self._transaction():  # a kill while creating the schema leaves nothing half-made
+                for stmt in _SCHEMA:
+                    self.con.execute(stmt)
+                self.con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         version = self._version()
         if version is None or version != SCHEMA_VERSION:
             raise StoreError(f"store {self.path!r} has schema version {version}, this ponder reads {SCHEMA_VERSION}; "
