@@ -55,3 +55,13 @@ def test_bootstrap_and_cliffs_delta():
     assert cliffs_delta(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
     assert cliffs_delta(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.0
     assert cliffs_delta(np.array([1.0, 2.0, 3.0]), np.array([2.0])) == pytest.approx(0.0)
+
+
+def test_dz_interval_contains_the_estimate():
+    from ponder.analysis.rank import dz_ci
+
+    d = np.array([0.02, 0.03, 0.01, 0.04, 0.02, 0.03, 0.05, 0.01])
+    lo, hi = dz_ci(d)
+    est = d.mean() / d.std(ddof=1)
+    assert lo < est < hi and lo > 0
+    assert all(math.isnan(v) for v in dz_ci(np.array([0.1, 0.1, 0.1])))

@@ -21,7 +21,7 @@ from scipy import stats
 
 from ponder.rng import np_rng_for, stream_seed
 
-__all__ = ["Ranking", "friedman_nemenyi", "critical_difference", "Rope", "rope_test", "bootstrap_ci", "cliffs_delta",
+__all__ = ["Ranking", "friedman_nemenyi", "critical_difference", "Rope", "rope_test", "bootstrap_ci", "cliffs_delta", "dz_ci",
            "equivalence_groups"]
 
 
@@ -111,6 +111,22 @@ def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, seed: int = 0, n_re
         return (float(v[0]), float(v[0])) if len(v) else (math.nan, math.nan)
     res = stats.bootstrap((v,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa",
                           random_state=np_rng_for(seed, "bootstrap"))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def dz_ci(diffs: np.ndarray, *, level: float = 0.95, seed: int = 0, n_resamples: int = 4999) -> tuple[float, float]:
+    """Percentile bootstrap interval of Cohen's d_z = mean / sd of paired differences (NaN with < 3 pairs or sd 0)."""
+    d = np.asarray(diffs, float)
+    d = d[np.isfinite(d)]
+    if len(d) < 3 or d.std(ddof=1) <= 1e-12 * max(1.0, abs(float(d.mean()))):  # constant differences: d_z undefined
+        return math.nan, math.nan
+
+    def dz(x, axis=-1):
+        sd = x.std(ddof=1, axis=axis)
+        return np.where(sd > 0, x.mean(axis=axis) / np.where(sd > 0, sd, 1.0), 0.0)
+
+    res = stats.bootstrap((d,), dz, confidence_level=level, n_resamples=n_resamples, method="percentile", vectorized=True,
+                          random_state=np_rng_for(seed, "dz"))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

@@ -59,6 +59,7 @@ class Analysis:
     ropes: dict = field(default_factory=dict)  # other arm -> Rope against the reference
     ranking: object = None  # rank.Ranking of the focus factor (or of all arms), when >= 3 levels
     groups: list = field(default_factory=list)  # equivalence groups by the critical difference
+    effects: dict = field(default_factory=dict)  # other arm -> {"dz_lo", "dz_hi", "cliffs_delta"} against the reference
 
 
 def _final_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -149,6 +150,15 @@ def analyze(store: Store, name: str) -> Analysis:
                 both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
                 ropes[a.arm] = rope_test(by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy(),
                                          rope=float(spec.get("rope", 0.01)))
+    from ponder.analysis.rank import cliffs_delta, dz_ci
+
+    effects = {}
+    for a in arms:
+        if a.arm != ref.arm:
+            both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
+            x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
+            lo, hi = dz_ci(y - x)
+            effects[a.arm] = {"dz_lo": lo, "dz_hi": hi, "cliffs_delta": cliffs_delta(x, y)}
     ranking, groups = _ranking(chosen, spec, col, sign > 0)
     text = answer_sentence(spec, metric, arms, ref, comps, chosen, ropes, ranking)
     focus, conds, inter = "", [], ""
@@ -159,7 +169,7 @@ def analyze(store: Store, name: str) -> Analysis:
         inter = interaction_sentence(focus, conds)
         text = f"{text} {inter}"
     return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers,
-                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups)
+                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups, effects)
 
 
 def _ranking(chosen: pd.DataFrame, spec: dict[str, Any], col: str, higher: bool):
