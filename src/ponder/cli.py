@@ -214,7 +214,7 @@ def init_cmd(name: str = typer.Argument(..., help="Catalog initializer, e.g. caf
     import numpy as np
     import torch
 
-    from ponder.catalog.initializers.base import init_network, parse_init
+    from ponder.catalog.initializers.base import dense_forward, init_network, parse_init
     from ponder.rng import rng_for
 
     base, params = parse_init(name)
@@ -240,17 +240,7 @@ def init_cmd(name: str = typer.Argument(..., help="Catalog initializer, e.g. caf
     ctx = {"activation": activation}
     if "forward" in entry.meta.get("needs", ()):
         batch = torch.randn(256, shapes[0][1], generator=rng_for(seed, "cli-batch"), dtype=torch.float64)
-        act = registry.get("activation", activation).fn
-
-        def fwd(ps, upto, post):
-            h = batch
-            for i, (w, b) in enumerate(ps):
-                h = h @ w.t() + b
-                if i == upto:
-                    return act(h) if post and i < len(ps) - 1 else h
-                h = act(h)
-            return h
-
+        fwd = dense_forward(batch, registry.get("activation", activation).fn)
         ctx["forward"] = fwd
     drawn = init_network(base, shapes, generator=rng_for(seed, "init"), dtype=torch.float64, context=ctx, **params)
     rows = []

@@ -97,7 +97,8 @@ def _check_initializers(study: Study, runs: list[Run]) -> None:
     value is refused before training rather than failing every run of its population."""
     import torch
 
-    from ponder.catalog.initializers.base import init_network
+    from ponder import registry
+    from ponder.catalog.initializers.base import dense_forward, init_network
     from ponder.errors import SpecError
 
     seen = set()
@@ -109,15 +110,7 @@ def _check_initializers(study: Study, runs: list[Run]) -> None:
         seen.add(key)
         name, params = parse_init(m["initializer"])
         params = {**m["init_params"], **params}
-        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
-
-        def fwd(ps, upto, post, x=x):
-            h = x
-            for i, (w, b) in enumerate(ps):
-                h = h @ w.t() + b
-                if i == upto:
-                    return h
-            return h
+        fwd = dense_forward(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), registry.get("activation", m["activation"]).fn)
 
         try:
             init_network(name, [(3, 4), (2, 3)], generator=torch.Generator().manual_seed(0),

@@ -348,7 +348,8 @@ def weight_histograms(an: Analysis, path: Path) -> Path:
 
     import torch
 
-    from ponder.catalog.initializers.base import init_network, parse_init
+    from ponder import registry
+    from ponder.catalog.initializers.base import dense_forward, init_network, parse_init
 
     levels = list(dict.fromkeys(lvl for c in an.conditions for lvl in c.levels)) if an.conditions else \
         [str(a.levels.get(an.focus)) for a in an.arms]
@@ -357,15 +358,7 @@ def weight_histograms(an: Analysis, path: Path) -> Path:
     rows = (len(levels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows), squeeze=False)
     x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-
-    def fwd(ps, upto, post):
-        h = x
-        for i, (w, b) in enumerate(ps):
-            h = h @ w.t() + b
-            if i == upto:
-                return h
-            h = torch.tanh(h)
-        return h
+    fwd = dense_forward(x, registry.get("activation", act).fn)
 
     for k, lvl in enumerate(levels):
         ax = axes[k // cols, k % cols]

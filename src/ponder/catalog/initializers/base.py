@@ -26,7 +26,7 @@ import torch
 from ponder import registry
 from ponder.errors import CatalogError
 
-__all__ = ["parse_init", "check_params", "fans_torch", "fans_caffe", "fans_keras", "to_keras_layout", "from_keras_layout", "init", "init_network",
+__all__ = ["dense_forward", "parse_init", "check_params", "fans_torch", "fans_caffe", "fans_keras", "to_keras_layout", "from_keras_layout", "init", "init_network",
            "draw_bias", "BIAS_RULES", "check_shape", "derive_seed"]
 
 BIAS_RULES = ("zeros", "fan_in_uniform", "own")
@@ -223,6 +223,22 @@ def init_network(name: str, shapes: Sequence[Sequence[int]], *, generator: torch
         except TypeError as exc:
             raise CatalogError(f"initializer {name!r} got bad parameters {sorted(params)}: {exc}") from None
     return [init_layer(name, s, generator=generator, dtype=dtype, params={**extra, **params}) for s in shapes]
+
+
+def dense_forward(x: torch.Tensor, act) -> Any:
+    """A one-model forward over dense (W, b) pairs on the batch x, for data-dependent initializers (LSUV):
+    ``forward(params, upto, post)`` returns layer ``upto``'s output, after the activation when ``post``."""
+
+    def forward(params, upto: int, post: bool) -> torch.Tensor:
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w.t() + b
+            if i == upto:
+                return act(h) if post and i < len(params) - 1 else h
+            h = act(h)
+        return h
+
+    return forward
 
 
 def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Generator,
