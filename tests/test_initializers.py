@@ -19,7 +19,7 @@ from scipy import stats
 import ponder
 from ponder import registry
 from ponder.catalog.initializers import caffe, init_network
-from ponder.catalog.initializers.base import fans_caffe, fans_keras, fans_torch, to_keras_layout
+from ponder.catalog.initializers.base import dense_forward, fans_caffe, fans_keras, fans_torch, to_keras_layout
 from ponder.catalog.initializers.opencv import CvRNG
 from ponder.catalog.initializers.torch_ import calculate_gain
 from ponder.errors import CatalogError, PonderError
@@ -330,23 +330,11 @@ def test_keras_laws_and_tf1_differences():
 
 # --- Modern: LSUV, orthogonal, gain-matched, critical ------------------------------------------
 
-def _lsuv_forward(x, act):
-    def fwd(params, upto, post):
-        h = x
-        for i, (w, b) in enumerate(params):
-            h = h @ w.t() + b
-            if i == upto:
-                return act(h) if post and i < len(params) - 1 else h
-            h = act(h)
-        return h
-    return fwd
-
-
 @pytest.mark.parametrize("measure", ["preact", "postact"])
 def test_lsuv_postcondition(measure):
     x = torch.randn(256, 20, generator=g(1), dtype=torch.float64) * 3
     shapes = [(50, 20), (50, 50), (50, 50), (10, 50)]
-    fwd = _lsuv_forward(x, torch.tanh)
+    fwd = dense_forward(x, torch.tanh)
     params = init_network("lsuv", shapes, generator=g(2), dtype=torch.float64, context={"forward": fwd}, measure=measure, tol_var=0.02, t_max=20)
     for i in range(len(shapes)):
         v = float(fwd(params, i, measure == "postact").var())

@@ -13,10 +13,9 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
-from ponder.analysis.stats import estimate, holm, paired
+from ponder.analysis.stats import holm, paired
 
 __all__ = ["Condition", "interactions", "ALPHA"]
 

@@ -22,7 +22,7 @@ from ponder.catalog.initializers.base import parse_init
 from ponder.catalog.models import Layer, build, param_count
 from ponder.errors import LimitError, PonderError
 from ponder.store import Store, environment
-from ponder.study.plan import Population, Run, expand, populations
+from ponder.study.plan import Run, expand, populations
 from ponder.study.spec import Study
 from ponder.train import ModelSettings, prepare_data, train_population
 
