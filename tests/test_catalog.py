@@ -24,7 +24,7 @@ def test_entry_counts_are_pinned():
     assert registry.names("loss") == ["cross_entropy", "squared_error", "squared_error_softmax"]
     assert set(registry.names("initializer")) >= {"torch.default", "torch.xavier_uniform", "torch.kaiming_normal"}
     assert registry.names("dataset") == ["cifar10_bin", "digits", "mnist1d", "mnist_idx", "npz", "spirals", "teacher"]
-    assert registry.names("model") == ["cnn1d", "cnn2d", "mlp"]
+    assert registry.names("model") == ["cnn1d", "cnn2d", "hog_svm", "logreg", "mlp"]
 
 
 @pytest.mark.parametrize("kind", registry.KINDS)

@@ -109,6 +109,7 @@ def test_a_version_1_store_is_migrated_and_reported(tmp_path):
     with Store(path, read_only=True) as st:  # even a read-only open migrates first
         assert st._version() == SCHEMA_VERSION
         assert {"sigma_w2", "sigma_b2"} <= set(st.layers("quickstart").columns)
+        assert list(st.evals("quickstart").columns) == ["run_id", "probe", "kind", "level", "value"]  # v3
         n = len(st.runs("quickstart"))
         index = write_report(st, "quickstart", tmp_path / "reports")
     assert n > 0 and index.exists()

@@ -34,7 +34,18 @@ def test_activation_study_protocol():
     s = load_study("activations")
     assert len(s.factors["model.activation"]) >= 15 and len(s.factors["model.depth"]) >= 2
     assert len(s.factors["dataset.name"]) >= 2 and s.seeds >= 8 and s.model.initializer == "gain_matched"
-    assert "training.lr" in s.tune
+    # the learning rate is tuned per arm by random search; the draws also give the stability view
+    assert "training.lr" in s.search and s.search["draws"] >= 6 and len(s.draws) == s.search["draws"]
+    assert len({d["training.lr"] for d in s.draws}) == len(s.draws)
+
+
+def test_generalization_and_loss_studies_ask_for_their_measurements():
+    g = load_study("generalization")
+    assert {"hog_svm", "logreg", "mlp", "cnn1d"} <= set(g.factors["model.arch"])
+    assert set(g.evaluate.shift) == {"noise", "translation", "scaling"}
+    assert {0.0, 1.0} <= set(g.factors["dataset.label_noise"]) and {"shuffled_pixels", "gaussian"} <= set(g.factors["dataset.inputs"])
+    loss = load_study("loss")
+    assert loss.evaluate.convexity and "cross_entropy>squared_error_softmax" in loss.factors["training.loss"]
 
 
 def test_logit_gradients_match_autograd():

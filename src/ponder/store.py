@@ -26,7 +26,7 @@ from ponder.errors import NotFound, StoreError
 
 __all__ = ["Store", "SCHEMA_VERSION", "environment"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta(key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -42,10 +42,12 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS layers(run_id VARCHAR, epoch INTEGER, layer INTEGER, preact_std DOUBLE,
         act_mean DOUBLE, act_std DOUBLE, zero_frac DOUBLE, dead_frac DOUBLE, grad_norm DOUBLE, sigma_w2 DOUBLE,
         sigma_b2 DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS evals(run_id VARCHAR, probe VARCHAR, kind VARCHAR, level DOUBLE, value DOUBLE)""",
 ]
 EPOCH_COLS = ["run_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm",
               "sigma_w2", "sigma_b2"]
+EVAL_COLS = ["run_id", "probe", "kind", "level", "value"]
 RUN_COLS = ["run_id", "config_json", "status", "diverged_epoch", "error", "population", "population_size", "steps",
             "wall_s", "finished", "env_json"]
 DONE = ("ok", "diverged")
@@ -57,7 +59,13 @@ def _migrate_1_to_2(con) -> None:
     con.execute("ALTER TABLE layers ADD COLUMN IF NOT EXISTS sigma_b2 DOUBLE")
 
 
-MIGRATIONS = {1: _migrate_1_to_2}  # from version -> function bringing the store to version + 1
+def _migrate_2_to_3(con) -> None:
+    """Version 3 adds the ``evals`` table: measurements of a trained model beyond its learning curve
+    (accuracy under input shift, loss along lines in parameter space)."""
+    con.execute(_SCHEMA[-1])
+
+
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}  # from version -> function bringing the store to version + 1
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
@@ -147,15 +155,17 @@ class Store:
                 self.con.execute("INSERT INTO study_runs SELECT study, run_id, arm, arm_json, tuned_json, seed FROM plan_rows")
                 self.con.unregister("plan_rows")
 
-    def save_population(self, runs: list[dict[str, Any]], epochs: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:
+    def save_population(self, runs: list[dict[str, Any]], epochs: list[dict[str, Any]], layers: list[dict[str, Any]],
+                        evals: list[dict[str, Any]] = ()) -> None:
         """Write finished runs with all their records in one transaction."""
         frames = {"runs": (pd.DataFrame(runs, columns=RUN_COLS), RUN_COLS),
                   "epochs": (pd.DataFrame(epochs, columns=EPOCH_COLS), EPOCH_COLS),
-                  "layers": (pd.DataFrame(layers, columns=LAYER_COLS), LAYER_COLS)}
+                  "layers": (pd.DataFrame(layers, columns=LAYER_COLS), LAYER_COLS),
+                  "evals": (pd.DataFrame(list(evals), columns=EVAL_COLS), EVAL_COLS)}
         ids = [r["run_id"] for r in runs]
         with self._transaction():
             # A run recorded as failed earlier is replaced by its new result.
-            for table in ("epochs", "layers", "runs"):
+            for table in ("epochs", "layers", "evals", "runs"):
                 self.con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
             for table, (df, cols) in frames.items():
                 if len(df):
@@ -213,8 +223,13 @@ class Store:
         return self.con.execute("""SELECT l.* FROM layers l JOIN study_runs p USING (run_id) WHERE p.study = ?
                                    ORDER BY l.run_id, l.epoch, l.layer""", [study]).df()
 
+    def evals(self, study: str) -> pd.DataFrame:
+        """Measurements beyond the learning curve: one row per (run, probe, kind, level)."""
+        return self.con.execute("""SELECT v.* FROM evals v JOIN study_runs p USING (run_id) WHERE p.study = ?
+                                   ORDER BY v.run_id, v.probe, v.kind, v.level""", [study]).df()
+
     def count(self, table: str) -> int:
-        if table not in ("runs", "epochs", "layers", "studies", "study_runs"):
+        if table not in ("runs", "epochs", "layers", "evals", "studies", "study_runs"):
             raise ValueError(table)
         return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
@@ -225,7 +240,8 @@ class Store:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        for name, df in (("runs", self.runs(study)), ("epochs", self.epochs(study)), ("layers", self.layers(study))):
+        for name, df in (("runs", self.runs(study)), ("epochs", self.epochs(study)), ("layers", self.layers(study)),
+                         ("evals", self.evals(study))):
             p = out / f"{study}_{name}.{fmt}"
             df.to_parquet(p, index=False) if fmt == "parquet" else df.to_csv(p, index=False)
             paths.append(p)

@@ -91,9 +91,13 @@ def interaction_sentence(focus: str, conds: list[Condition]) -> str:
     bests = {c.best for c in conds}
     tie_frac = [(len(c.tied) + 1) / len(c.levels) for c in conds]
     lo, hi = min(range(len(conds)), key=lambda i: tie_frac[i]), max(range(len(conds)), key=lambda i: tie_frac[i])
-    summary = (f"The choice of {name} matters most with {conds[lo].label} ({len(conds[lo].tied)} of "
-               f"{len(conds[lo].levels) - 1} others tie with the best) and least with {conds[hi].label} "
-               f"({len(conds[hi].tied)} of {len(conds[hi].levels) - 1} tie)")
+    if tie_frac[lo] == tie_frac[hi]:
+        summary = (f"The choice of {name} separates the levels equally in every condition ({len(conds[lo].tied)} of "
+                   f"{len(conds[lo].levels) - 1} others tie with the best)")
+    else:
+        summary = (f"The choice of {name} matters most with {conds[lo].label} ({len(conds[lo].tied)} of "
+                   f"{len(conds[lo].levels) - 1} others tie with the best) and least with {conds[hi].label} "
+                   f"({len(conds[hi].tied)} of {len(conds[hi].levels) - 1} tie)")
     summary += "; the best level is the same in every condition." if len(bests) == 1 else \
         f"; the best level changes across conditions ({', '.join(sorted(repr(b) for b in bests))}), an interaction."
     return summary + " In detail: " + "; ".join(parts) + "."

@@ -60,6 +60,14 @@ class Analysis:
     ranking: object = None  # rank.Ranking of the focus factor (or of all arms), when >= 3 levels
     groups: list = field(default_factory=list)  # equivalence groups by the critical difference
     effects: dict = field(default_factory=dict)  # other arm -> {"dz_lo", "dz_hi", "cliffs_delta"} against the reference
+    fit: pd.DataFrame = field(default_factory=pd.DataFrame)  # epochs to fit the training labels, per arm
+    shift: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy under input shift, per arm x kind x level
+    convexity: pd.DataFrame = field(default_factory=pd.DataFrame)  # loss along lines in weight space, per arm
+    lines: pd.DataFrame = field(default_factory=pd.DataFrame)  # the raw line losses of the chosen runs
+    schedule: list = field(default_factory=list)  # evals.ScheduleEffect per loss schedule
+    stability: pd.DataFrame = field(default_factory=pd.DataFrame)  # spread over hyperparameter draws, per arm
+    stability_rank: object = None  # rank.Ranking of the focus factor over draws x conditions
+    draws: pd.DataFrame = field(default_factory=pd.DataFrame)  # arm, tuned_json, value (mean over seeds), every setting
 
 
 def _final_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -168,8 +176,52 @@ def analyze(store: Store, name: str) -> Analysis:
         focus, conds = interactions(chosen, spec["factors"], chance, CHANCE_MARGIN)
         inter = interaction_sentence(focus, conds)
         text = f"{text} {inter}"
+    extra, more = _beyond(store, name, spec, metric, epochs, final, chosen, col, chance, sign > 0)
+    text = " ".join([text, *(s for s in more if s)])
     return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers,
-                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups, effects)
+                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups, effects, **extra)
+
+
+def _beyond(store: Store, name: str, spec: dict[str, Any], metric: str, epochs: pd.DataFrame, final: pd.DataFrame,
+            chosen: pd.DataFrame, col: str, chance: float, higher: bool) -> tuple[dict[str, Any], list[str]]:
+    """Epochs to fit, input shift, convexity, loss schedules and stability: tables and sentences."""
+    from ponder.analysis import evals as ev
+
+    factors = spec.get("factors", {})
+    out: dict[str, Any] = {}
+    sentences: list[str] = []
+    if "dataset.label_noise" in factors or "dataset.inputs" in factors:
+        out["fit"] = ev.epochs_to_fit(epochs, chosen)
+        sentences.append(ev.fit_sentence(out["fit"]))
+    table = store.evals(name)
+    if len(table):
+        out["shift"] = ev.shift_table(table, chosen)
+        sentences.append(ev.shift_sentence(_clean_condition(out["shift"], chosen)))
+        out["convexity"] = ev.convexity_table(table, chosen)
+        out["lines"] = table[table["probe"].isin(["line_init", "line_pair"])].merge(chosen[["run_id", "arm"]], on="run_id")
+        loss_of = {a: str(json.loads(j).get("training.loss", spec["training"]["loss"]))
+                   for a, j in zip(chosen["arm"], chosen["arm_json"])}
+        sentences.append(ev.convexity_sentence(out["convexity"], loss_of))
+    if "training.loss" in factors:
+        out["schedule"] = ev.schedule_effect(chosen, "training.loss", col)
+        sentences.append(ev.schedule_sentence(out["schedule"], metric))
+    if spec.get("search"):
+        out["stability"] = ev.stability_table(final, col, chance, CHANCE_MARGIN)
+        out["draws"] = final.groupby(["arm", "tuned_json"], sort=False)[col].mean().rename("value").reset_index()
+        focus = next(iter(factors), None)
+        out["stability_rank"] = ev.stability_ranking(final, focus, col, higher) if focus else None
+        sentences.append(ev.stability_sentence(out["stability"], out["stability_rank"], focus or "arm"))
+    return out, sentences
+
+
+def _clean_condition(shift: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The shift rows of arms trained on true labels and original inputs (where those are factors)."""
+    keep = set()
+    for arm, j in zip(chosen["arm"], chosen["arm_json"]):
+        lv = json.loads(j)
+        if float(lv.get("dataset.label_noise", 0.0)) == 0.0 and lv.get("dataset.inputs", "original") == "original":
+            keep.add(arm)
+    return shift[shift["arm"].isin(keep)]
 
 
 def _ranking(chosen: pd.DataFrame, spec: dict[str, Any], col: str, higher: bool):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ponder.errors import SpecError
 from ponder.registry import register
 
-__all__ = ["Layer", "build", "param_count", "flops_per_example"]
+__all__ = ["Layer", "build", "param_count", "flops_per_example", "is_classical"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,31 @@ def cnn2d(sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: i
         c, h, w = width, h2, w2
     layers.append(Layer("dense", (n_classes, c * h * w), (c, h, w), (n_classes,), hidden=False, flatten=True))
     return tuple(layers)
+
+
+@register("model", "hog_svm", formula="HOG features (scikit-image), then a linear SVM (scikit-learn LinearSVC, C = 1)",
+          source="the classic pipeline: hand-designed features and a linear classifier; 1-D signals are drawn as line plots first",
+          cites="Dalal & Triggs 2005; Fan et al. 2008 (LIBLINEAR)", classical=True)
+def hog_svm(sample_shape: tuple[int, ...], n_classes: int, *, depth: int = 0, width: int = 0, kernel_size: int = 0) -> tuple[Layer, ...]:
+    """Histograms of oriented gradients and a linear support vector machine (no trained layers here;
+    :mod:`ponder.train.classical` fits it)."""
+    if len(sample_shape) not in (2, 3):
+        raise SpecError(f"model.arch = 'hog_svm' needs signals (channels, length) or images, this dataset has {tuple(sample_shape)}; use 'logreg' or 'mlp'")
+    return ()
+
+
+@register("model", "logreg", formula="multinomial logistic regression on standardized raw inputs (scikit-learn, L2, C = 1)",
+          source="the linear baseline", cites="Cox 1958; scikit-learn LogisticRegression", classical=True)
+def logreg(sample_shape: tuple[int, ...], n_classes: int, *, depth: int = 0, width: int = 0, kernel_size: int = 0) -> tuple[Layer, ...]:
+    """Multinomial logistic regression on the raw inputs (no trained layers here; :mod:`ponder.train.classical` fits it)."""
+    return ()
+
+
+def is_classical(arch: str) -> bool:
+    """True for the non-neural baselines (fit by scikit-learn, not by the population engine)."""
+    from ponder import registry
+
+    return bool(registry.get("model", arch).meta.get("classical"))
 
 
 def build(arch: str, sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: int,

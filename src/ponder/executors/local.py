@@ -1,8 +1,10 @@
-"""The local executor: expand, skip what the store has, train populations, write each at once.
+"""The study loop and the local executor: expand, skip what the store has, train chunks, write each at once.
 
 :func:`train_chunk` is pure (settings and data in, rows out); :func:`run_study` is the edge
 that talks to the store. A population larger than the memory budget is trained in chunks;
-every model's numbers are independent of which chunk it lands in.
+every model's numbers are independent of which chunk it lands in. Where chunks train is an
+:class:`Executor`: :class:`LocalExecutor` here, one after another in this process, or the Ray
+executor (:mod:`ponder.executors.ray_executor`); either way only :func:`run_study` writes.
 """
 
 from __future__ import annotations
@@ -12,21 +14,23 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
 
 import psutil
 import torch
 
 from ponder.catalog.datasets import load_pool
 from ponder.catalog.initializers.base import parse_init
-from ponder.catalog.models import Layer, build, param_count
+from ponder.catalog.models import Layer, build, is_classical, param_count
 from ponder.errors import LimitError, PonderError
 from ponder.store import Store, environment
 from ponder.study.plan import Run, expand, populations
 from ponder.study.spec import Study
 from ponder.train import ModelSettings, prepare_data, train_population
+from ponder.train.evals import population_rows
 
-__all__ = ["StudyRun", "check_plan", "run_study", "train_chunk", "LIMITS", "resolve_device"]
+__all__ = ["StudyRun", "ChunkResult", "Executor", "LocalExecutor", "check_plan", "plan_chunks", "run_study", "train_chunk",
+           "LIMITS", "resolve_device"]
 
 LIMITS = {"runs": 50_000, "params_per_model": 20_000_000, "model_epochs": 5_000_000}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -43,6 +47,7 @@ class StudyRun:
     populations: int
     wall_s: float
     statuses: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # first line of each failure -> runs it failed
 
 
 def resolve_device(device: str) -> str:
@@ -82,6 +87,12 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
             from ponder.errors import SpecError
 
             raise SpecError(f"{study.source}: dataset.train_size = {ts} is more than the {n_pool - n_val} examples of {cfg['dataset']['name']!r} left after the validation split; use at most {n_pool - n_val}")
+        spatial = [k for k in cfg.get("evaluate", {}).get("shift", {}) if k != "noise"]
+        if spatial and len(pool.sample_shape) not in (2, 3):
+            from ponder.errors import SpecError
+
+            raise SpecError(f"{study.source}: evaluate.shift.{spatial[0]} needs signals or images, {cfg['dataset']['name']!r} "
+                            f"has samples of shape {tuple(pool.sample_shape)}; use only noise")
     _check_initializers(study, runs)
     if force:
         return
@@ -123,6 +134,8 @@ def _check_initializers(study: Study, runs: list[Run]) -> None:
 
 
 def _bytes_per_model(layers: tuple[Layer, ...], batch: int, eval_chunk: int, itemsize: int) -> int:
+    if not layers:  # a classical baseline: scikit-learn holds one model at a time
+        return 1
     acts = sum(math.prod(l.out_shape) for l in layers) + math.prod(layers[0].in_shape)
     # parameters, gradients, up to two optimizer moments, per-element learning rate and decay;
     # saved activations of a training step; one evaluation chunk's activations
@@ -150,6 +163,8 @@ def train_chunk(runs: list[Run], *, device: str = "cpu") -> tuple[list[dict], li
     data = prepare_data(pool, seeds=[r.seed for r in runs], label_noise=[r.config["dataset"]["label_noise"] for r in runs],
                         val_fraction=cfg["dataset"]["val_fraction"], train_size=cfg["dataset"]["train_size"],
                         dtype=dtype, device=device)
+    if is_classical(cfg["model"]["arch"]):
+        return _classical_chunk(runs, pool, data, device)
     models = []
     for r in runs:
         name, params = parse_init(r.config["model"]["initializer"])
@@ -159,7 +174,10 @@ def train_chunk(runs: list[Run], *, device: str = "cpu") -> tuple[list[dict], li
     t = cfg["training"]
     records = train_population(layers, models, data, activation=cfg["model"]["activation"], loss=t["loss"],
                                optimizer=t["optimizer"], momentum=t["momentum"], epochs=t["epochs"],
-                               batch_size=t["batch_size"], dtype=dtype)
+                               batch_size=t["batch_size"], dtype=dtype, keep_params=bool(cfg.get("evaluate")),
+                               switch=t.get("switch", 0.5))
+    evals = population_rows(runs, records, layers, data, activation=cfg["model"]["activation"], loss=t["loss"],
+                            evaluate=cfg["evaluate"]) if cfg.get("evaluate") else []
     wall = time.perf_counter() - t0
     env = json.dumps(environment(device, torch.get_num_threads()))
     run_rows, epoch_rows, layer_rows = [], [], []
@@ -170,7 +188,32 @@ def train_chunk(runs: list[Run], *, device: str = "cpu") -> tuple[list[dict], li
                          "finished": _now(), "env_json": env})
         epoch_rows += [{"run_id": r.id, **e} for e in rec.epochs]
         layer_rows += [{"run_id": r.id, **row} for row in rec.layers]
-    return run_rows, epoch_rows, layer_rows
+    return run_rows, epoch_rows, layer_rows, evals
+
+
+def _classical_chunk(runs: list[Run], pool, data, device: str) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """Fit the scikit-learn baselines of a chunk; one epoch row (the last epoch) per run."""
+    from functools import partial
+
+    from ponder.train.classical import features, fit_predict
+    from ponder.train.evals import shift_rows
+
+    cfg = runs[0].config
+    arch = cfg["model"]["arch"]
+    t0 = time.perf_counter()
+    feat = partial(features, arch, ref=pool.x_train)
+    metrics, predict = fit_predict(arch, data, [r.seed for r in runs], feature_fn=feat)
+    evals = []
+    if cfg.get("evaluate", {}).get("shift"):
+        evals = shift_rows([r.id for r in runs], predict, data.x_test, data.y_test, cfg["evaluate"]["shift"],
+                           x_std=float(data.x_pool.std()))
+    wall = time.perf_counter() - t0
+    env = json.dumps(environment(device, torch.get_num_threads()))
+    run_rows = [{"run_id": r.id, "config_json": json.dumps(r.config, sort_keys=True), "status": "ok", "diverged_epoch": None,
+                 "error": None, "population": r.population_key, "population_size": len(runs), "steps": 0,
+                 "wall_s": wall / len(runs), "finished": _now(), "env_json": env} for r in runs]
+    epoch_rows = [{"run_id": r.id, "epoch": cfg["training"]["epochs"], **m} for r, m in zip(runs, metrics)]
+    return run_rows, epoch_rows, [], evals
 
 
 def _failed_rows(runs: list[Run], error: str) -> list[dict]:
@@ -185,40 +228,105 @@ def _now():
     return now()
 
 
+@dataclass
+class ChunkResult:
+    """One trained chunk as an executor hands it back: its rows, or the error that stopped it."""
+
+    runs: list[Run]
+    rows: tuple[list[dict], list[dict], list[dict]] | None = None
+    error: str | None = None
+
+
+class Executor(Protocol):
+    """Where chunks are trained. :func:`run_study` plans, skips and writes; an executor only trains.
+
+    ``train`` yields one :class:`ChunkResult` per chunk, in any order, as each finishes; it never
+    touches the store. A :class:`PonderError` (bad data, a bad setting) stops the study; any other
+    failure becomes the chunk's ``error``.
+    """
+
+    slots: int  # chunks it can train at once; populations are split to give each slot work
+
+    def device(self, requested: str) -> str: ...
+
+    def budget(self, device: str) -> int: ...
+
+    def train(self, chunks: list[list[Run]], *, device: str) -> Iterator[ChunkResult]: ...
+
+
+class LocalExecutor:
+    """Trains chunks one after another in this process."""
+
+    slots = 1
+
+    def device(self, requested: str) -> str:
+        return resolve_device(requested)
+
+    def budget(self, device: str) -> int:
+        return memory_budget(device)
+
+    def train(self, chunks: list[list[Run]], *, device: str) -> Iterator[ChunkResult]:
+        for chunk in chunks:
+            try:
+                rows = train_chunk(chunk, device=device)
+            except (KeyboardInterrupt, PonderError):
+                raise
+            except Exception as exc:  # a crash in one population must not lose the others
+                yield ChunkResult(chunk, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+                continue
+            yield ChunkResult(chunk, rows)
+
+
+def plan_chunks(pending: list[Run], *, budget: int, slots: int = 1) -> tuple[list[list[Run]], int]:
+    """Split the pending runs into chunks: populations, cut to the memory budget, and cut further
+    so that ``slots`` executors each get work (a population's share of the slots is its share of
+    the runs). With one slot, only the memory budget cuts. Returns (chunks, number of populations).
+    """
+    pops = populations(pending)
+    chunks = []
+    for pop in pops:
+        layers, _ = _layers_for(pop.runs[0].config)
+        n = len(pop.runs)
+        size = min(chunk_size(layers, pop.runs[0].config, budget), math.ceil(n / math.ceil(slots * n / len(pending))))
+        chunks += [pop.runs[start:start + size] for start in range(0, n, size)]
+    return chunks, len(pops)
+
+
 def run_study(study: Study, store: Store, *, device: str = "cpu", memory: int | None = None, quick: bool = False,
-              force: bool = False, progress: Callable[[int, int], None] | None = None) -> StudyRun:
-    """Train every run of ``study`` that ``store`` does not have yet, one population at a time.
+              force: bool = False, progress: Callable[[int, int], None] | None = None,
+              executor: Executor | None = None) -> StudyRun:
+    """Train every run of ``study`` that ``store`` does not have yet, writing each chunk as it finishes.
 
     Args:
+        memory: Memory budget in bytes for one chunk (default: the executor's, see :func:`memory_budget`).
         progress: Called with (runs finished so far, runs pending in total) after each chunk.
+        executor: Where chunks train (default: :class:`LocalExecutor`, in this process). Only this
+            function writes the store, whatever the executor.
     """
     t0 = time.perf_counter()
-    device = resolve_device(device)
+    executor = executor or LocalExecutor()
+    device = executor.device(device)
     runs = expand(study)
     check_plan(study, runs, force=force)
     store.save_plan(name=study.name, question=study.question, spec=study.model_dump(), source=study.source,
                     quick=quick, runs=runs)
     done = store.finished([r.id for r in runs])
     pending = [r for r in runs if r.id not in done]
-    budget = memory if memory is not None else memory_budget(device)
-    pops = populations(pending)
+    chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(device),
+                                 slots=executor.slots) if pending else ([], 0)
     finished = failed = 0
-    for pop in pops:
-        layers, _ = _layers_for(pop.runs[0].config)
-        size = chunk_size(layers, pop.runs[0].config, budget)
-        for start in range(0, len(pop.runs), size):
-            chunk = pop.runs[start:start + size]
-            try:
-                rows = train_chunk(chunk, device=device)
-            except (KeyboardInterrupt, PonderError):
-                raise
-            except Exception as exc:  # a crash in one population must not lose the others
-                rows = (_failed_rows(chunk, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"), [], [])
-                failed += len(chunk)
-            store.save_population(*rows)
-            finished += len(chunk)
-            if progress is not None:
-                progress(finished, len(pending))
+    errors: dict[str, int] = {}
+    for res in executor.train(chunks, device=device):
+        if res.error is not None:
+            store.save_population(_failed_rows(res.runs, res.error), [], [])
+            failed += len(res.runs)
+            first = res.error.splitlines()[0] if res.error else "unknown error"
+            errors[first] = errors.get(first, 0) + len(res.runs)
+        else:
+            store.save_population(*res.rows)
+        finished += len(res.runs)
+        if progress is not None:
+            progress(finished, len(pending))
     statuses = store.runs(study.name)["status"].value_counts().to_dict()
-    return StudyRun(len(runs), len(runs) - len(pending), len(pending) - failed, failed, len(pops),
-                    time.perf_counter() - t0, statuses)
+    return StudyRun(len(runs), len(runs) - len(pending), len(pending) - failed, failed, n_pops,
+                    time.perf_counter() - t0, statuses, errors)

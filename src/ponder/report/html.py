@@ -9,7 +9,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ponder.analysis import Analysis, analyze
 from ponder.report.plots import (cd_diagram, final_metric, generalization_gap, interaction_heatmap, learning_curves,
-                                 label_corruption, loss_theory, measured_phase, propagation, sparsity, weight_histograms)
+                                 label_corruption, line_profiles, loss_theory, measured_phase, propagation, shift_curves,
+                                 sparsity, stability_boxes, weight_histograms)
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown"]
@@ -52,12 +53,45 @@ def summary_markdown(an: Analysis) -> str:
         rope = an.ropes.get(c.other)
         verdict = "–" if rope is None else f"{rope.verdict} (P = {max(rope.p_worse, rope.p_equal, rope.p_better):.2f})"
         lines.append(f"| {c.other} | {c.n} | {d} | {_p(c.t_p)} | {_p(c.wilcoxon_p)} | {_p(c.p_holm)} | {verdict} |")
+    lines += _extra_markdown(an)
     if an.ranking is not None:
         r = an.ranking
         lines += ["", f"Friedman over {r.n_blocks} blocks: p = {_p(r.p_value)}; Nemenyi critical difference {r.cd:.2f}.", "",
                   "| level | mean rank |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in sorted(r.mean_ranks.items(), key=lambda kv: kv[1])]
     return "\n".join(lines) + "\n"
+
+
+def _extra_markdown(an: Analysis) -> list[str]:
+    """Tables for epochs to fit, input shift, the convexity probe, loss schedules and stability."""
+    lines: list[str] = []
+    if len(an.fit):
+        lines += ["", "Epochs to fit the training labels (train accuracy >= 99%):", "",
+                  "| arm | runs that fit | median epoch |", "|---|---|---|"]
+        lines += [f"| {r.arm} | {r.fitted} of {r.runs} | {'–' if r.median_epoch != r.median_epoch else f'{r.median_epoch:g}'} |"
+                  for r in an.fit.itertuples()]
+    if len(an.shift):
+        cols = list(dict.fromkeys(zip(an.shift["kind"], an.shift["level"])))
+        lines += ["", "Test accuracy under input shift (mean over seeds):", "",
+                  "| arm | clean | " + " | ".join(f"{k} {l:g}" for k, l in cols) + " |", "|---|---|" + "---|" * len(cols)]
+        for arm, g in an.shift.groupby("arm", sort=False):
+            vals = {(k, l): m for k, l, m in zip(g["kind"], g["level"], g["mean"])}
+            lines.append(f"| {arm} | {_pct(g['clean'].iloc[0])} | " + " | ".join(_pct(vals.get(c, float('nan'))) for c in cols) + " |")
+    if len(an.convexity):
+        lines += ["", "Convexity probe (loss along straight lines in weight space):", "",
+                  "| arm | lines under their chord | monotone lines | mean rise above chord | pairs with a barrier | mean barrier |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r.arm} | {r.convex} of {r.lines} | {r.monotone} of {r.lines} | {100 * r.mean_gap:.2f}% | "
+                  f"{r.barriers} of {r.pairs} | {100 * r.mean_barrier:.2f}% |" for r in an.convexity.itertuples()]
+    for e in an.schedule:
+        lines += ["", f"Fine-tuning '{e.schedule}' vs '{e.base}': {100 * e.diff:+.1f} points (95% CI {100 * e.lo:+.1f} to "
+                      f"{100 * e.hi:+.1f}, {e.n} paired blocks, p = {_p(e.p)})."]
+    if len(an.stability):
+        lines += ["", "Stability over hyperparameter draws (each draw's mean over seeds):", "",
+                  "| arm | draws | median | interquartile range | worst | best | draws that trained |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r.arm} | {r.configs} | {_pct(r.median)} | {_pct(r.q25)} – {_pct(r.q75)} | {_pct(r.worst)} | {_pct(r.best)} | "
+                  f"{r.trained} of {r.configs} |" for r in an.stability.itertuples()]
+    return lines
 
 
 def write_report(store: Store, name: str, out: str | Path = "reports", *, command: str | None = None) -> Path:
@@ -101,6 +135,21 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
             figures.append({"file": sp_fig.name, "caption": "Sparsity after training, measured on the probe batch without "
                             "dropout: exact zeros come from the activation (ReLU's deterministic zeros); dropout adds, "
                             "during training only, random zeros at its rate p."})
+    sh = shift_curves(an, folder / "input_shift.png")
+    if sh is not None:
+        figures.append({"file": sh.name, "caption": "Lab vs real world: test accuracy as the test inputs move away from the "
+                        "training distribution (models trained on true labels and original inputs; mean over seeds). "
+                        "The first point of each line is the clean test set."})
+    lp = line_profiles(an, folder / "loss_lines.png")
+    if lp is not None:
+        figures.append({"file": lp.name, "caption": "Convexity probe: mean training loss along straight lines in weight "
+                        "space, divided by the loss at the higher end of each line. A loss convex in the weights stays "
+                        "under the straight chord between the ends; a bump above it, or a barrier between two solutions, "
+                        "shows it is not."})
+    sb = stability_boxes(an, folder / "stability.png")
+    if sb is not None:
+        figures.append({"file": sb.name, "caption": "Stability: test accuracy over the random draws of the other "
+                        "hyperparameters (each point a draw's mean over seeds), per condition; boxes sorted by median."})
     cd = cd_diagram(an, folder / "critical_difference.png")
     if cd is not None:
         figures.append({"file": cd.name, "caption": "Critical-difference diagram: mean rank of each level over blocks "
@@ -123,7 +172,10 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     fmtd = (lambda v: "–" if v != v else f"{100 * v:+.1f} pts") if an.metric == "accuracy" else (lambda v: f"{v:+.4f}")
     envs = an.finals["env_json"].dropna()
     env = json.loads(envs.iloc[0]) if len(envs) else {}
-    html = _ENV.get_template("study.html").render(
+    shift_cols = list(dict.fromkeys(zip(an.shift["kind"], an.shift["level"]))) if len(an.shift) else []
+    shift_rows = [(arm, {(k, l): m for k, l, m in zip(g["kind"], g["level"], g["mean"])}, g["clean"].iloc[0])
+                  for arm, g in an.shift.groupby("arm", sort=False)] if len(an.shift) else []
+    html = _ENV.get_template("study.html").render(shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"),
         study=an.study, spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures,
         fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env), folklore=folklore, sigma=an.sigma_w2, anchors=anchors,
         command=command or f"ponder run {an.study['spec'].get('source') or name}{' --quick' if an.study['quick'] else ''} --store {store.path}")

@@ -433,3 +433,108 @@ def label_corruption(an: Analysis, path: Path) -> Path | None:
     _save(fig, path, 130)
     plt.close(fig)
     return path
+
+
+def _clean_arms(an: Analysis) -> list[str]:
+    """Arms trained on true labels and original inputs (all arms when those are not factors)."""
+    return [a.arm for a in an.arms if float(a.levels.get("dataset.label_noise", 0.0)) == 0.0
+            and a.levels.get("dataset.inputs", "original") == "original"]
+
+
+def shift_curves(an: Analysis, path: Path) -> Path | None:
+    """Test accuracy against the strength of each input shift, one panel per kind, one line per arm
+    (arms trained on true labels and original inputs); the clean test set is the first point."""
+    t = an.shift[an.shift["arm"].isin(_clean_arms(an))] if len(an.shift) else an.shift
+    if t.empty:
+        return None
+    kinds = list(dict.fromkeys(t["kind"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.3 * len(kinds), 3.6), sharey=True, squeeze=False)
+    identity = {"noise": 0.0, "translation": 0.0, "scaling": 1.0}
+    xlabel = {"noise": "noise std (units of the input std)", "translation": "shift (samples / pixels)",
+              "scaling": "magnification"}
+    for ax, kind in zip(axes[0], kinds):
+        for i, arm in enumerate(dict.fromkeys(t["arm"])):
+            g = t[(t["arm"] == arm) & (t["kind"] == kind)]
+            if g.empty:
+                continue
+            x = np.r_[identity[kind], g["level"].to_numpy()]
+            y = 100 * np.r_[g["clean"].iloc[0], g["mean"].to_numpy()]
+            order = np.argsort(x)
+            ax.plot(x[order], y[order], marker="o", ms=3, lw=1.3, label=arm, **_style(i))
+        ax.set_xlabel(xlabel[kind])
+        ax.set_title(kind, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("test accuracy (%)")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path, 130)
+    plt.close(fig)
+    return path
+
+
+def line_profiles(an: Analysis, path: Path, *, max_lines: int = 8) -> Path | None:
+    """Mean training loss along straight lines in weight space, relative to the higher end of each
+    line: from initial to trained weights (left) and between two trained solutions (right)."""
+    if an.lines.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), sharey=False)
+    arms = list(dict.fromkeys(an.lines["arm"]))[:max_lines]
+    for ax, probe, title in ((axes[0], "line_init", "initial -> trained weights"),
+                             (axes[1], "line_pair", "trained solution (seed a) -> trained solution (seed b)")):
+        for i, arm in enumerate(arms):
+            g = an.lines[(an.lines["probe"] == probe) & (an.lines["arm"] == arm)]
+            if g.empty:
+                continue
+            curves = []
+            for _, line in g.sort_values("level").groupby("run_id"):
+                v = line["value"].to_numpy()
+                if np.all(np.isfinite(v)):
+                    curves.append(v / max(abs(v[0]), abs(v[-1]), 1e-12))
+            if not curves:
+                continue
+            alphas = np.linspace(0, 1, len(curves[0]))
+            ax.plot(alphas, np.mean(curves, axis=0), lw=1.3, label=arm, **_style(i))
+        ax.plot([0, 1], [ax.get_ylim()[0]] * 2, alpha=0)  # keep limits stable when a panel is sparse
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("position along the line (0 = start, 1 = end)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("training loss / loss at the higher end")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path, 130)
+    plt.close(fig)
+    return path
+
+
+def stability_boxes(an: Analysis, path: Path) -> Path | None:
+    """Distribution of test accuracy over hyperparameter draws (each a mean over seeds): one panel
+    per condition of the other factors, one box per focus level, sorted by median."""
+    if an.stability.empty or an.draws.empty:
+        return None
+    per, col = an.draws, "value"
+    levels = {a.arm: a.levels for a in an.arms}
+    focus = next(iter(an.study["spec"].get("factors", {})), None)
+    cond = {arm: ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in lv.items() if k != focus) or "all"
+            for arm, lv in levels.items()}
+    per = per[per["arm"].isin(levels)]
+    conds = list(dict.fromkeys(cond[a] for a in per["arm"]))
+    cols = min(2, len(conds))
+    rows = (len(conds) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 3.6 * rows), squeeze=False, sharey=True)
+    for k, c in enumerate(conds):
+        ax = axes[k // cols, k % cols]
+        g = per[per["arm"].map(cond) == c]
+        data = {str(levels[a].get(focus, a)): 100 * v[col].to_numpy() for a, v in g.groupby("arm", sort=False)}
+        names = sorted(data, key=lambda n: -np.median(data[n]))
+        ax.boxplot([data[n] for n in names], tick_labels=names, showfliers=True, flierprops={"markersize": 3})
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+        ax.set_title(c, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    for k in range(len(conds), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    for r in range(rows):
+        axes[r, 0].set_ylabel("test accuracy (%)")
+    fig.tight_layout()
+    _save(fig, path, 130)
+    plt.close(fig)
+    return path

@@ -35,6 +35,7 @@ PER_MODEL_KEYS = (
     ("model", "init_params"),
     ("model", "dropout"),
     ("dataset", "label_noise"),
+    ("search_draw",),
 )
 
 
@@ -99,7 +100,7 @@ def catalog_versions(config: dict[str, Any]) -> dict[str, str]:
         "model": registry.get("model", config["model"]["arch"]).version,
         "activation": registry.get("activation", config["model"]["activation"]).version,
         "initializer": registry.get("initializer", parse_init(config["model"]["initializer"])[0]).version,
-        "loss": registry.get("loss", config["training"]["loss"]).version,
+        "loss": "+".join(registry.get("loss", part).version for part in config["training"]["loss"].split(">")),
     }
 
 
@@ -109,22 +110,46 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def _canonical(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Drop settings that have no effect, so they never split populations or change run ids."""
+    if ">" not in cfg["training"]["loss"]:
+        cfg["training"].pop("switch", None)
+    return cfg
+
+
 def expand(study: Study) -> list[Run]:
-    """All runs of a study: arms (factor levels in file order) x tuned settings x seeds."""
+    """All runs of a study: arms (factor levels in file order) x tuned settings x search draws x seeds.
+
+    A study without ``[search]`` has one "draw" that sets nothing. With it, the draw index and
+    the drawn values join the tuned settings: the best draw on validation is the arm's tuned
+    result, and the spread over draws is its stability.
+    """
     base = study.base_config()
+    evaluate = study.evaluate.config()
+    if evaluate:
+        base["evaluate"] = evaluate
     factor_keys, tune_keys = list(study.factors), list(study.tune)
+    draws = list(enumerate(study.draws)) or [(None, {})]
     runs = []
     for levels in itertools.product(*(study.factors[k] for k in factor_keys)):
         arm = Arm(tuple(zip(factor_keys, levels)))
         for tuned in itertools.product(*(study.tune[k] for k in tune_keys)):
-            for seed in range(study.seeds):
-                cfg = copy.deepcopy(base)
-                for k, v in zip(factor_keys, levels):
-                    _set(cfg, k, v)
-                for k, v in zip(tune_keys, tuned):
-                    _set(cfg, k, v)
-                cfg["seed"] = seed
-                runs.append(Run(run_id(cfg), arm, seed, tuple(zip(tune_keys, tuned)), cfg))
+            for draw, drawn in draws:
+                settings = tuple(zip(tune_keys, tuned))
+                if draw is not None:
+                    settings += (("search.draw", draw),) + tuple(drawn.items())
+                for seed in range(study.seeds):
+                    cfg = copy.deepcopy(base)
+                    for k, v in zip(factor_keys, levels):
+                        _set(cfg, k, v)
+                    for k, v in settings:
+                        if k != "search.draw":
+                            _set(cfg, k, v)
+                    if draw is not None:
+                        cfg["search_draw"] = draw
+                    cfg["seed"] = seed
+                    cfg = _canonical(cfg)
+                    runs.append(Run(run_id(cfg), arm, seed, settings, cfg))
     return runs
 
 

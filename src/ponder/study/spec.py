@@ -25,7 +25,7 @@ from ponder import registry
 from ponder.catalog.datasets.prepare import INPUT_MODES
 from ponder.errors import CatalogError, SpecError
 
-__all__ = ["DatasetSpec", "ModelSpec", "TrainingSpec", "Study", "load_study", "parse_study",
+__all__ = ["DatasetSpec", "ModelSpec", "TrainingSpec", "EvaluateSpec", "Study", "load_study", "parse_study",
            "builtin_studies", "resolve_study_path", "SECTIONS", "METRICS"]
 
 METRICS = {"accuracy": "max", "loss": "min"}  # metric -> direction, declared, never guessed
@@ -104,12 +104,53 @@ class TrainingSpec(_Section):
     batch_size: int = Field(default=64, ge=1, le=1 << 20)
     weight_decay: float = Field(default=0.0, ge=0.0, le=10.0)
     loss: str = "cross_entropy"
+    switch: float = Field(default=0.5, gt=0.0, lt=1.0)  # fraction of epochs on the first loss of a schedule "a>b"
     dtype: Literal["float32", "float64"] = "float32"
 
     @field_validator("loss")
     @classmethod
     def _loss(cls, v: str) -> str:
-        return _catalog_name("loss", v)
+        parts = v.split(">")
+        if len(parts) > 2:
+            raise ValueError(f"a loss schedule has two losses, 'first>second', got {v!r}")
+        for part in parts:
+            _catalog_name("loss", part)
+        return v
+
+
+class EvaluateSpec(_Section):
+    """``[evaluate]``: measurements of each trained model beyond its learning curve.
+
+    ``shift`` maps a shift kind (noise, translation, scaling) to its levels; ``convexity`` asks for
+    the loss along the line from initial to trained weights and between two seeds' solutions.
+    """
+
+    shift: dict[str, list[float]] = Field(default_factory=dict)
+    convexity: bool = False
+
+    @field_validator("shift")
+    @classmethod
+    def _shift(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        from ponder.train.evals import SHIFTS
+
+        for kind, levels in v.items():
+            if kind not in SHIFTS:
+                near = registry.closest(kind, list(SHIFTS))
+                raise ValueError(f"unknown shift {kind!r}" + (f"; did you mean {near[0]!r}?" if near else "") + f" (valid: {', '.join(SHIFTS)})")
+            if not levels:
+                raise ValueError(f"shift {kind!r} has no levels; give at least one")
+            if kind == "scaling" and any(l <= 0 for l in levels):
+                raise ValueError("scaling levels are magnifications and must be positive")
+        return v
+
+    def config(self) -> dict[str, Any]:
+        """What enters a run's config (empty when nothing is asked, so older run ids stay valid)."""
+        out: dict[str, Any] = {}
+        if self.shift:
+            out["shift"] = {k: [float(x) for x in v] for k, v in self.shift.items()}
+        if self.convexity:
+            out["convexity"] = True
+        return out
 
 
 SECTIONS: dict[str, type[_Section]] = {"dataset": DatasetSpec, "model": ModelSpec, "training": TrainingSpec}
@@ -131,6 +172,8 @@ class Study(BaseModel):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     factors: dict[str, list[Any]] = Field(default_factory=dict)
     tune: dict[str, list[Any]] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     quick: dict[str, Any] = Field(default_factory=dict)
     source: str = ""
 
@@ -157,6 +200,33 @@ class Study(BaseModel):
     def base_config(self) -> dict[str, Any]:
         """The fixed settings as a plain dict: {"dataset": {...}, "model": {...}, "training": {...}}."""
         return {s: getattr(self, s).model_dump() for s in SECTIONS}
+
+    @property
+    def draws(self) -> list[dict[str, Any]]:
+        """The random-search draws: one dict (dotted key -> value) per draw, the same for every arm.
+
+        Drawn from the stream ``search`` of ``search.seed`` (default 0), keys in sorted order.
+        """
+        import numpy as np
+
+        from ponder.rng import np_rng_for
+
+        n = int(self.search.get("draws", 0))
+        space = {k: v for k, v in self.search.items() if k not in SEARCH_KEYS}
+        rng = np_rng_for(int(self.search.get("seed", 0)), "search")
+        out = []
+        for _ in range(n):
+            draw = {}
+            for key in sorted(space):
+                (dist, arg), = space[key].items()
+                if dist == "choice":
+                    draw[key] = arg[int(rng.integers(len(arg)))]
+                elif dist == "uniform":
+                    draw[key] = float(rng.uniform(arg[0], arg[1]))
+                else:  # log_uniform
+                    draw[key] = float(np.exp(rng.uniform(np.log(arg[0]), np.log(arg[1]))))
+            out.append(draw)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +300,57 @@ def _check_levels(study: Study) -> list[str]:
     return problems
 
 
+SEARCH_KEYS = ("draws", "seed")
+SEARCH_DISTS = ("log_uniform", "uniform", "choice")
+
+
+def _check_search(study: Study) -> list[str]:
+    """``[search]``: ``draws``, optional ``seed``, and dotted keys each with one distribution."""
+    problems: list[str] = []
+    table = study.search
+    if not table:
+        return problems
+    draws = table.get("draws")
+    if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= 1000:
+        problems.append(f"search.draws must be a whole number from 1 to 1000 (found {draws!r})")
+    if "seed" in table and (not isinstance(table["seed"], int) or isinstance(table["seed"], bool)):
+        problems.append(f"search.seed must be a whole number (found {table['seed']!r})")
+    space = {k: v for k, v in table.items() if k not in SEARCH_KEYS}
+    if not space:
+        problems.append("search has no setting to draw; add e.g. \"training.lr\" = {log_uniform = [1e-4, 1e-1]}")
+    base = study.base_config()
+    for key, dist in space.items():
+        parsed = _check_dotted(key, "search")
+        if isinstance(parsed, str):
+            problems.append(parsed)
+            continue
+        if key in study.factors or key in study.tune:
+            problems.append(f"search key {key!r} is also a factor or tuned; a setting is drawn, tuned on a grid or a factor, not two of these")
+            continue
+        if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in SEARCH_DISTS:
+            problems.append(f"search key {key!r} needs one distribution: {{log_uniform = [lo, hi]}}, {{uniform = [lo, hi]}} or {{choice = [...]}} (found {dist!r})")
+            continue
+        (name, arg), = dist.items()
+        if not isinstance(arg, list) or not arg:
+            problems.append(f"search key {key!r}: {name} needs a list (found {arg!r})")
+            continue
+        if name != "choice":
+            if len(arg) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arg) or not arg[0] < arg[1]:
+                problems.append(f"search key {key!r}: {name} needs [lo, hi] with lo < hi (found {arg!r})")
+                continue
+            if name == "log_uniform" and arg[0] <= 0:
+                problems.append(f"search key {key!r}: log_uniform needs lo > 0 (found {arg[0]!r})")
+                continue
+        section, fld = parsed
+        for value in (arg if name == "choice" else arg):
+            try:
+                SECTIONS[section].model_validate(dict(base[section], **{fld: value}))
+            except ValidationError as exc:
+                problems.append(f"search.{key!r} value {value!r}: " + _describe(exc.errors()[0], SECTIONS[section]).replace(f"key {fld!r} ", "", 1))
+                break
+    return problems
+
+
 def _check_combinations(study: Study) -> list[str]:
     problems = []
     ts, bs = study.dataset.train_size, study.training.batch_size
@@ -276,7 +397,7 @@ def parse_study(raw: dict[str, Any], *, origin: str = "<study>", quick: bool = F
     except ValidationError as exc:
         problems = [_describe(e, Study) for e in exc.errors()]
         raise SpecError(f"{origin}: " + "; ".join(problems)) from None
-    problems = _check_levels(study) + _check_combinations(study)
+    problems = _check_levels(study) + _check_search(study) + _check_combinations(study)
     if problems:
         raise SpecError(f"{origin}: " + "; ".join(problems))
     return study

@@ -53,6 +53,7 @@ class RunRecord:
     layers: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
     params: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # final (W, b) per layer, if kept
+    init: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # initial (W, b) per layer, if kept
 
 
 LSUV_BATCH = 256  # examples of the model's own training set that data-dependent initializers see
@@ -90,10 +91,18 @@ def _evaluate(params: Params, layers, act, loss_fn, x_of: Callable[[slice], torc
 def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], data: PopulationData, *,
                      activation: str, loss: str, optimizer: str, momentum: float, epochs: int, batch_size: int,
                      dtype: torch.dtype = torch.float32, check_every: int = 50, probes: bool = True,
-                     keep_params: bool = False) -> list[RunRecord]:
-    """Train the models of one population together and return one record per model."""
+                     keep_params: bool = False, switch: float = 0.5) -> list[RunRecord]:
+    """Train the models of one population together and return one record per model.
+
+    ``loss`` may be a schedule ``"first>second"``: the first loss for the first ``switch`` fraction
+    of the epochs (at least one), the second for the rest (Golik et al. 2013 fine-tune a
+    cross-entropy-trained net with squared error this way). Each epoch logs the loss it trained on.
+    """
     dev = data.x_pool.device
-    act, loss_fn = registry.get("activation", activation).fn, registry.get("loss", loss).fn
+    act = registry.get("activation", activation).fn
+    stages = [registry.get("loss", part).fn for part in loss.split(">")]
+    switch_epoch = min(epochs - 1, max(1, round(switch * epochs))) if len(stages) == 2 else epochs
+    loss_fn = stages[0]
     M = len(models)
     seeds = sorted({m.seed for m in models})
     seed_ix = torch.tensor([seeds.index(m.seed) for m in models], device=dev)  # (M,)
@@ -102,6 +111,7 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     init_gens = [rng_for(m.seed, "init") for m in models]
     contexts = [_init_context(layers, act, activation, data, m, dtype) for m in range(M)]
     params = init_population(layers, [(m.initializer, m.init_params) for m in models], init_gens, dtype, contexts)
+    initial = [(w.clone(), b.clone()) for w, b in params] if keep_params else None
     flat = flatten([(w.to(dev), b.to(dev)) for w, b in params])  # one buffer + per-layer (M, ...) leaf views
     params = flat.views
     leaves = [t for pair in params for t in pair]
@@ -159,6 +169,8 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     step = 0
     loss_sum = torch.zeros(M, dtype=dtype, device=dev)
     for epoch in range(1, epochs + 1):
+        if epoch == switch_epoch + 1:
+            loss_fn = stages[-1]
         perms = torch.stack([torch.randperm(n_train, generator=g, device=dev) for g in order_gens])[seed_ix]  # (M, n)
         epoch_idx = data.train_idx.gather(1, perms)  # (M, n_train) pool indices in this epoch's order
         for start in range(0, n_train, batch_size):
@@ -190,4 +202,5 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
             records[m].status, records[m].diverged_epoch = "diverged", diverged_at[m]
         if keep_params:
             records[m].params = [(w[m].detach().clone(), b[m].detach().clone()) for w, b in params]
+            records[m].init = [(w[m], b[m]) for w, b in initial]
     return records
