@@ -320,3 +320,46 @@ def test_cli_run_stores_evals_and_reports_them(tmp_path):
     assert (out / "beyond" / "input_shift.png").exists() and (out / "beyond" / "loss_lines.png").exists()
     html = (out / "beyond" / "index.html").read_text()
     assert "accuracy under input shift" in html and "Convexity probe" in html
+
+
+def test_random_search_study_reports_stability(tmp_path):
+    from ponder.executors import run_study
+    from ponder.report import write_report
+    from ponder.store import Store
+    from ponder.study import load_study
+
+    p = tmp_path / "draws.toml"
+    p.write_text(textwrap.dedent("""
+        name = "draws"
+        question = "How stable is each activation over random hyperparameters?"
+        seeds = 2
+        [dataset]
+        name = "spirals"
+        options = {n_train = 200, n_test = 100}
+        [model]
+        depth = 1
+        width = 8
+        [training]
+        epochs = 2
+        batch_size = 32
+        [factors]
+        "model.activation" = ["relu", "tanh", "sigmoid"]
+        [search]
+        draws = 3
+        "training.lr" = {log_uniform = [0.01, 1.0]}
+        "model.dropout" = {choice = [0.0, 0.2]}
+    """))
+    study = load_study(p)
+    with Store(tmp_path / "s.duckdb") as st:
+        run_study(study, st)
+        index = write_report(st, "draws", tmp_path / "reports")
+        from ponder.analysis import analyze
+
+        an = analyze(st, "draws")
+    assert list(an.stability["configs"]) == [3, 3, 3]
+    assert len(an.draws) == 9 and an.stability_rank is not None and an.stability_rank.n_blocks == 3
+    best = {a.arm: json.dumps(a.tuned, sort_keys=True) for a in an.arms}
+    assert all('"search.draw"' in t for t in best.values())  # the tuned result is the best draw on validation
+    assert "random draws of the other hyperparameters" in an.answer
+    assert (index.parent / "stability.png").stat().st_size > 5000
+    assert "Stability over random draws" in index.read_text()

@@ -65,3 +65,16 @@ def test_dz_interval_contains_the_estimate():
     est = d.mean() / d.std(ddof=1)
     assert lo < est < hi and lo > 0
     assert all(math.isnan(v) for v in dz_ci(np.array([0.1, 0.1, 0.1])))
+
+
+def test_rope_groups_join_only_levels_equivalent_pairwise():
+    from ponder.analysis.rank import rope_groups
+
+    rng = np.random.default_rng(0)
+    n = 40
+    base = rng.uniform(0.6, 0.9, n)  # blocks differ a lot; levels differ by a constant per block
+    table = pd.DataFrame({"a": base + 0.0005 * rng.standard_normal(n), "b": base + 0.001 + 0.0005 * rng.standard_normal(n),
+                          "c": base - 0.05 + 0.0005 * rng.standard_normal(n), "d": base - 0.0502 + 0.0005 * rng.standard_normal(n)})
+    assert rope_groups(table, ["b", "a", "c", "d"], rope=0.01) == [["b", "a"], ["c", "d"]]
+    assert rope_groups(table, ["b", "a", "c", "d"], rope=0.1) == [["b", "a", "c", "d"]]
+    assert rope_groups(table, ["a", "c", "b", "d"], rope=0.01) == []  # groups are runs in the given order

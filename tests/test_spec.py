@@ -6,6 +6,7 @@ import pytest
 
 from ponder.errors import SpecError
 from ponder.study import load_study
+from ponder.study.spec import parse_study
 from tests.conftest import TINY, write
 
 
@@ -123,3 +124,16 @@ def test_absurd_studies_are_refused_before_training_and_force_lifts_it(tmp_path)
     with pytest.raises(LimitError, match=r"12,000,000 model epochs, above the limit of 5,000,000; shrink it or pass --force"):
         check_plan(s, runs)
     check_plan(s, runs, force=True)
+
+
+def test_the_readme_study_example_is_a_valid_study():
+    """The annotated study file in the README parses, in full and quick mode."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## The study file\n\n```toml\n(.*?)```", text, re.S).group(1)
+    raw = tomllib.loads(block)
+    full, quick = parse_study(raw), parse_study(raw, quick=True)
+    assert len(full.draws) == 6 and len(quick.draws) == 3 and full.evaluate.convexity

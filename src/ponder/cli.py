@@ -46,11 +46,17 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
         threads: Optional[int] = typer.Option(None, "--threads", help="torch intra-op threads (default: torch's)."),
         memory: Optional[float] = typer.Option(None, "--memory", help="Memory budget in GiB for one training chunk."),
         force: bool = typer.Option(False, "--force", help="Lift the soft limits on study size."),
-        report: bool = typer.Option(True, "--report/--no-report", help="Write the report afterwards.")) -> None:
+        report: bool = typer.Option(True, "--report/--no-report", help="Write the report afterwards."),
+        executor: str = typer.Option("local", "--executor", help="local (this process) or ray (Ray tasks)."),
+        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: start a local instance)."),
+        cpus_per_task: Optional[float] = typer.Option(None, "--cpus-per-task", help="Ray: CPUs (and torch threads) per task (default 1)."),
+        gpus_per_task: Optional[float] = typer.Option(None, "--gpus-per-task", help="Ray: GPUs per task (default 1 with --device cuda)."),
+        retries: Optional[int] = typer.Option(None, "--retries", help="Ray: tries again per failed or killed task (default 2).")) -> None:
     """Train every run of STUDY the store does not have yet, then write its report."""
     import torch
 
     from ponder.api import load_study
+    from ponder.executors import open_executor
     from ponder.executors.local import resolve_device
     from ponder.store import Store
 
@@ -58,19 +64,22 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
         if threads < 1:
             raise PonderError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
-    device = resolve_device(device)
+    if executor == "local":  # a Ray driver needs no GPU of its own; the executor checks the cluster
+        device = resolve_device(device)
     names = ALL_STUDIES if study == "all" else [study]
     specs = [load_study(name, quick=quick, seeds=seeds) for name in names]  # validate every study before training any
-    with Store(store) as st:
+    with open_executor(executor, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                       max_retries=retries) as ex, Store(store) as st:
         for spec in specs:
             _run_one(spec, st, store=store, out_dir=out_dir, quick=quick, device=device, memory=memory, force=force,
-                     report=report)
+                     report=report, executor=ex)
 
 
 ALL_STUDIES = ["init", "generalization", "loss", "relu_dropout", "activations"]  # one per question of the seed
 
 
-def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, device: str, memory, force: bool, report: bool) -> None:
+def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, device: str, memory, force: bool, report: bool,
+             executor) -> None:
     from ponder.executors import run_study
     from ponder.report import write_report
 
@@ -83,7 +92,7 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, device: str, me
 
         try:
             res = run_study(spec, st, device=device, quick=quick, force=force, progress=progress,
-                            memory=int(memory * 2**30) if memory else None)
+                            memory=int(memory * 2**30) if memory else None, executor=executor)
         except KeyboardInterrupt:
             bar.stop()
             err.print(f"interrupted: every finished population is kept in {store}; run the same command again to resume",
@@ -91,6 +100,9 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, device: str, me
             raise typer.Exit(130)
     err.print(f"{spec.name}: {res.total} runs, {res.skipped} already in the store, {res.trained} trained, "
               f"{res.failed} failed, in {res.wall_s:.1f} s")
+    for error, n in res.errors.items():
+        err.print(f"  {n} runs failed: {error} (the same command retries them)", soft_wrap=True, markup=False,
+                  highlight=False)
     if report:
         path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]))
         summary = (path.parent / "summary.md").read_text()

@@ -26,9 +26,16 @@ def scope(spec: dict[str, Any], chosen: pd.DataFrame) -> str:
     factors = spec.get("factors", {})
     depth = "depth varied" if "model.depth" in factors else f"{m['depth']} hidden layers"
     width = "width varied" if "model.width" in factors else f"width {m['width']}"
-    model = f"a {m['arch']} ({depth}, {width})"
+    article = "an" if m["arch"][:1] in "aefhilmnorsx" else "a"  # initialisms: "an mlp", "a cnn1d"
+    arch = "models of each architecture" if "model.arch" in factors else f"{article} {m['arch']}"
+    model = f"{arch} ({depth}, {width})"
     tune = spec.get("tune", {})
-    if "training.lr" in tune:
+    search = {k: v for k, v in spec.get("search", {}).items() if k not in ("draws", "seed")}
+    if search:
+        names = ", ".join(k.split(".", 1)[1].replace("lr", "learning rate").replace("_", " ") for k in search)
+        lr = (f"{names} tuned per arm by random search ({spec['search']['draws']} draws shared by all arms, "
+              "best on the validation split)")
+    elif "training.lr" in tune:
         grid = ", ".join(f"{v:g}" for v in tune["training.lr"])
         lr = f"learning rate tuned per arm on the validation split over {{{grid}}}"
     elif "training.lr" in factors:
@@ -36,7 +43,9 @@ def scope(spec: dict[str, Any], chosen: pd.DataFrame) -> str:
     else:
         lr = f"fixed learning rate {t['lr']:g}"
     seeds = int(chosen.groupby("arm")["seed"].nunique().min())
-    return (f"on {data}, {model} trained with {t['optimizer']} and {t['loss']} for {t['epochs']} epochs, "
+    optimizer = "each optimizer" if "training.optimizer" in factors else t["optimizer"]
+    loss = "each loss" if "training.loss" in factors else t["loss"]
+    return (f"on {data}, {model} trained with {optimizer} and {loss} for {t['epochs']} epochs, "
             f"{lr}, {seeds} seeds per arm")
 
 

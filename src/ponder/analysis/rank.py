@@ -146,3 +146,30 @@ def equivalence_groups(ranking: Ranking, alpha: float = 0.05) -> list[list[str]]
         if len(g) > 1 and not any(set(g) <= set(h) for h in groups):
             groups.append(g)
     return groups
+
+
+def rope_groups(table, order: list[str], *, rope: float = 0.01, seed: int = 0) -> list[list[str]]:
+    """Groups of practically equivalent levels: maximal runs of levels, in ``order`` (best first),
+    every pair of which the Bayesian signed-rank test over the blocks (rows of ``table``) calls
+    ``equivalent`` (P(|difference| < rope) >= 0.95). Singletons are left out."""
+    cols = [c for c in order if c in table.columns]
+    verdict: dict[tuple[str, str], bool] = {}
+
+    def eq(a: str, b: str) -> bool:
+        key = (a, b) if a < b else (b, a)
+        if key not in verdict:
+            both = table[[a, b]].dropna()
+            verdict[key] = len(both) >= 2 and rope_test(both[a].to_numpy(), both[b].to_numpy(), rope=rope, seed=seed).verdict == "equivalent"
+        return verdict[key]
+
+    groups: list[list[str]] = []
+    for i, a in enumerate(cols):
+        g = [a]
+        for b in cols[i + 1:]:
+            if all(eq(b, c) for c in g):
+                g.append(b)
+            else:
+                break
+        if len(g) > 1 and not any(set(g) <= set(h) for h in groups):
+            groups.append(g)
+    return groups

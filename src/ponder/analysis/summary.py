@@ -59,6 +59,7 @@ class Analysis:
     ropes: dict = field(default_factory=dict)  # other arm -> Rope against the reference
     ranking: object = None  # rank.Ranking of the focus factor (or of all arms), when >= 3 levels
     groups: list = field(default_factory=list)  # equivalence groups by the critical difference
+    rope_groups: list = field(default_factory=list)  # groups of practically equivalent levels (Bayesian, ROPE)
     effects: dict = field(default_factory=dict)  # other arm -> {"dz_lo", "dz_hi", "cliffs_delta"} against the reference
     fit: pd.DataFrame = field(default_factory=pd.DataFrame)  # epochs to fit the training labels, per arm
     shift: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy under input shift, per arm x kind x level
@@ -167,7 +168,7 @@ def analyze(store: Store, name: str) -> Analysis:
             x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
             lo, hi = dz_ci(y - x)
             effects[a.arm] = {"dz_lo": lo, "dz_hi": hi, "cliffs_delta": cliffs_delta(x, y)}
-    ranking, groups = _ranking(chosen, spec, col, sign > 0)
+    ranking, groups, rgroups = _ranking(chosen, spec, col, sign > 0, rope=float(spec.get("rope", 0.01)))
     text = answer_sentence(spec, metric, arms, ref, comps, chosen, ropes, ranking)
     focus, conds, inter = "", [], ""
     if len(spec.get("factors", {})) >= 2 and metric == "accuracy":
@@ -176,10 +177,14 @@ def analyze(store: Store, name: str) -> Analysis:
         focus, conds = interactions(chosen, spec["factors"], chance, CHANCE_MARGIN)
         inter = interaction_sentence(focus, conds)
         text = f"{text} {inter}"
+    if rgroups:
+        text += " Practically equivalent (every pair within {:g} points, Bayesian signed-rank P >= 0.95): {}.".format(
+            100 * float(spec.get("rope", 0.01)), "; ".join("[" + ", ".join(g) + "]" for g in rgroups))
     extra, more = _beyond(store, name, spec, metric, epochs, final, chosen, col, chance, sign > 0)
     text = " ".join([text, *(s for s in more if s)])
     return Analysis(study, metric, arms, comps, ref.arm, text, warnings, _curves(chosen, epochs), chosen, pending, layers,
-                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups, effects, **extra)
+                    focus, conds, inter, _sigma_w2(layers), chance, ropes, ranking, groups, effects,
+                    rope_groups=rgroups, **extra)
 
 
 def _beyond(store: Store, name: str, spec: dict[str, Any], metric: str, epochs: pd.DataFrame, final: pd.DataFrame,
@@ -224,10 +229,11 @@ def _clean_condition(shift: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
     return shift[shift["arm"].isin(keep)]
 
 
-def _ranking(chosen: pd.DataFrame, spec: dict[str, Any], col: str, higher: bool):
+def _ranking(chosen: pd.DataFrame, spec: dict[str, Any], col: str, higher: bool, rope: float = 0.01):
     """Friedman + Nemenyi over blocks = seeds x conditions of the other factors, ranking the first factor's levels
-    (or every arm when the study has one factor). None when fewer than 3 levels or 2 blocks."""
-    from ponder.analysis.rank import equivalence_groups, friedman_nemenyi
+    (or every arm when the study has one factor). None when fewer than 3 levels or 2 blocks. Also the groups
+    the critical difference cannot separate, and the groups of practically equivalent levels (ROPE)."""
+    from ponder.analysis.rank import equivalence_groups, friedman_nemenyi, rope_groups
 
     factors = list(spec.get("factors", {}))
     levels = chosen["arm_json"].map(json.loads)
@@ -240,9 +246,10 @@ def _ranking(chosen: pd.DataFrame, spec: dict[str, Any], col: str, higher: bool)
     table = pd.DataFrame({"item": item, "block": block, "v": chosen[col].astype(float)}).pivot_table(
         index="block", columns="item", values="v", aggfunc="mean")
     if table.shape[1] < 3 or table.dropna().shape[0] < 2:
-        return None, []
+        return None, [], []
     r = friedman_nemenyi(table, higher_is_better=higher)
-    return r, equivalence_groups(r)
+    order = sorted(r.mean_ranks, key=r.mean_ranks.get)
+    return r, equivalence_groups(r), rope_groups(table, order, rope=rope)
 
 
 def _sigma_w2(layers: pd.DataFrame) -> dict[str, float]:

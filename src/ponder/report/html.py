@@ -59,6 +59,8 @@ def summary_markdown(an: Analysis) -> str:
         lines += ["", f"Friedman over {r.n_blocks} blocks: p = {_p(r.p_value)}; Nemenyi critical difference {r.cd:.2f}.", "",
                   "| level | mean rank |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in sorted(r.mean_ranks.items(), key=lambda kv: kv[1])]
+        if an.rope_groups:
+            lines += ["", "Practically equivalent groups (ROPE): " + "; ".join("[" + ", ".join(g) + "]" for g in an.rope_groups)]
     return "\n".join(lines) + "\n"
 
 
