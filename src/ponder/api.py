@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ponder.executors import StudyRun, run_study
+from ponder.executors import StudyRun, open_executor, run_study
 from ponder.store import Store
 from ponder.study.spec import Study, load_study as _load
 
@@ -20,11 +20,18 @@ def load_study(path_or_name: str | Path, *, quick: bool = False, seeds: int | No
 
 
 def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", device: str = "cpu",
-        quick: bool = False, memory: int | None = None, force: bool = False) -> StudyRun:
-    """Train every run of ``study`` missing from ``store``."""
+        quick: bool = False, memory: int | None = None, force: bool = False, executor: str = "local",
+        address: str | None = None) -> StudyRun:
+    """Train every run of ``study`` missing from ``store``.
+
+    Args:
+        executor: ``local`` (this process) or ``ray`` (one Ray task per chunk; needs ``ponder[ray]``).
+        address: With ``executor="ray"``: the cluster (``auto``, ``HOST:PORT``, ``ray://HOST:10001``);
+            None starts a local Ray instance, or uses the one this process already started.
+    """
     spec = study if isinstance(study, Study) else load_study(study, quick=quick)
-    with Store(store) as st:
-        return run_study(spec, st, device=device, quick=quick, memory=memory, force=force)
+    with open_executor(executor, address=address) as ex, Store(store) as st:
+        return run_study(spec, st, device=device, quick=quick, memory=memory, force=force, executor=ex)
 
 
 def results(study: Study | str, *, store: str | Path = "ponder.duckdb") -> pd.DataFrame:
