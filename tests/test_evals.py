@@ -363,3 +363,16 @@ def test_random_search_study_reports_stability(tmp_path):
     assert "random draws of the other hyperparameters" in an.answer
     assert (index.parent / "stability.png").stat().st_size > 5000
     assert "Stability over random draws" in index.read_text()
+
+
+def test_baselines_are_not_trained_once_per_learning_rate():
+    from ponder.study.plan import expand
+
+    spec = parse_study({"name": "b", "question": "Baselines?", "seeds": 2, "dataset": {"name": "mnist1d"},
+                        "factors": {"model.arch": ["mlp", "logreg", "hog_svm"]}, "tune": {"training.lr": [0.01, 0.1]}})
+    runs = expand(spec)
+    per_arm = {}
+    for r in runs:
+        per_arm.setdefault(r.arm.label, []).append(r)
+    assert len(per_arm["arch=mlp"]) == 4 and len(per_arm["arch=logreg"]) == 2 and len(per_arm["arch=hog_svm"]) == 2
+    assert "lr" not in per_arm["arch=logreg"][0].config["training"]

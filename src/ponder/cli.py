@@ -161,9 +161,16 @@ def show(study: str = typer.Argument(..., help="A built-in study name or a .toml
         out.print(f"  factor {k}: {v}")
     for k, v in spec.tune.items():
         out.print(f"  tuned  {k}: {v}")
+    for k, v in spec.search.items():
+        if k not in ("draws", "seed"):
+            out.print(f"  drawn  {k}: {json.dumps(v)} ({spec.search['draws']} draws, the same for every arm)")
+    if spec.evaluate.config():
+        out.print(f"  [evaluate] {json.dumps(spec.evaluate.config())}")
     arms = len({r.arm for r in runs})
-    out.print(f"  {arms} arms x {max(1, len(runs) // max(1, arms * spec.seeds))} tuned settings x {spec.seeds} seeds = "
-              f"{len(runs)} runs in {len(populations(runs))} populations")
+    settings = len({r.tuned for r in runs})
+    note = "" if len(runs) == arms * settings * spec.seeds else " (baselines skip the settings they do not use)"
+    out.print(f"  {arms} arms x {settings} tuned settings x {spec.seeds} seeds = "
+              f"{len(runs)} runs in {len(populations(runs))} populations{note}")
 
 
 @app.command()

@@ -24,7 +24,7 @@ def scope(spec: dict[str, Any], chosen: pd.DataFrame) -> str:
     if ds.get("label_noise"):
         data += f" with {100 * ds['label_noise']:.0f}% corrupted labels"
     factors = spec.get("factors", {})
-    depth = "depth varied" if "model.depth" in factors else f"{m['depth']} hidden layers"
+    depth = "depth varied" if "model.depth" in factors else f"{m['depth']} hidden layer{'' if m['depth'] == 1 else 's'}"
     width = "width varied" if "model.width" in factors else f"width {m['width']}"
     article = "an" if m["arch"][:1] in "aefhilmnorsx" else "a"  # initialisms: "an mlp", "a cnn1d"
     arch = "models of each architecture" if "model.arch" in factors else f"{article} {m['arch']}"

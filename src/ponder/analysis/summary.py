@@ -59,8 +59,8 @@ class Analysis:
     ropes: dict = field(default_factory=dict)  # other arm -> Rope against the reference
     ranking: object = None  # rank.Ranking of the focus factor (or of all arms), when >= 3 levels
     groups: list = field(default_factory=list)  # equivalence groups by the critical difference
-    rope_groups: list = field(default_factory=list)  # groups of practically equivalent levels (Bayesian, ROPE)
     effects: dict = field(default_factory=dict)  # other arm -> {"dz_lo", "dz_hi", "cliffs_delta"} against the reference
+    rope_groups: list = field(default_factory=list)  # groups of practically equivalent levels (Bayesian, ROPE)
     fit: pd.DataFrame = field(default_factory=pd.DataFrame)  # epochs to fit the training labels, per arm
     shift: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy under input shift, per arm x kind x level
     convexity: pd.DataFrame = field(default_factory=pd.DataFrame)  # loss along lines in weight space, per arm

@@ -64,8 +64,8 @@ def _layers_for(cfg: dict[str, Any]) -> tuple[tuple[Layer, ...], Any]:
     ds = cfg["dataset"]
     pool = load_pool(ds["name"], ds["options"], inputs=ds["inputs"])
     m = cfg["model"]
-    return build(m["arch"], pool.sample_shape, pool.n_classes, depth=m["depth"], width=m["width"],
-                 kernel_size=m["kernel_size"]), pool
+    return build(m["arch"], pool.sample_shape, pool.n_classes, depth=m.get("depth", 0), width=m.get("width", 0),
+                 kernel_size=m.get("kernel_size", 0)), pool
 
 
 def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
@@ -115,6 +115,8 @@ def _check_initializers(study: Study, runs: list[Run]) -> None:
     seen = set()
     for r in runs:
         m = r.config["model"]
+        if is_classical(m["arch"]):
+            continue
         key = (m["initializer"], json.dumps(m["init_params"], sort_keys=True, default=str), m["activation"])
         if key in seen:
             continue
@@ -134,8 +136,6 @@ def _check_initializers(study: Study, runs: list[Run]) -> None:
 
 
 def _bytes_per_model(layers: tuple[Layer, ...], batch: int, eval_chunk: int, itemsize: int) -> int:
-    if not layers:  # a classical baseline: scikit-learn holds one model at a time
-        return 1
     acts = sum(math.prod(l.out_shape) for l in layers) + math.prod(layers[0].in_shape)
     # parameters, gradients, up to two optimizer moments, per-element learning rate and decay;
     # saved activations of a training step; one evaluation chunk's activations
@@ -151,6 +151,8 @@ def memory_budget(device: str) -> int:
 
 
 def chunk_size(layers: tuple[Layer, ...], cfg: dict[str, Any], budget: int) -> int:
+    if not layers:  # the classic pipeline: one population fits its models one after another
+        return max(1, budget)
     per = _bytes_per_model(layers, cfg["training"]["batch_size"], 2048, 8 if cfg["training"]["dtype"] == "float64" else 4)
     return max(1, budget // per)
 
@@ -159,7 +161,7 @@ def train_chunk(runs: list[Run], *, device: str = "cpu") -> tuple[list[dict], li
     """Train runs that share a population key; return (run rows, epoch rows, layer rows)."""
     cfg = runs[0].config
     layers, pool = _layers_for(cfg)
-    dtype = _DTYPES[cfg["training"]["dtype"]]
+    dtype = _DTYPES[cfg["training"].get("dtype", "float32")]
     data = prepare_data(pool, seeds=[r.seed for r in runs], label_noise=[r.config["dataset"]["label_noise"] for r in runs],
                         val_fraction=cfg["dataset"]["val_fraction"], train_size=cfg["dataset"]["train_size"],
                         dtype=dtype, device=device)

@@ -110,10 +110,20 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+# What the classic pipeline (hog_svm, logreg) does not use: dropped from its configs, so a tuned
+# learning rate does not train the same baseline twice.
+_CLASSICAL_INERT = {"training": ("lr", "momentum", "weight_decay", "batch_size", "optimizer", "switch", "dtype"),
+                    "model": ("depth", "width", "kernel_size", "init_params", "dropout")}
+
+
 def _canonical(cfg: dict[str, Any]) -> dict[str, Any]:
     """Drop settings that have no effect, so they never split populations or change run ids."""
     if ">" not in cfg["training"]["loss"]:
         cfg["training"].pop("switch", None)
+    if registry.get("model", cfg["model"]["arch"]).meta.get("classical"):
+        for section, keys in _CLASSICAL_INERT.items():
+            for k in keys:
+                cfg[section].pop(k, None)
     return cfg
 
 
@@ -130,7 +140,8 @@ def expand(study: Study) -> list[Run]:
         base["evaluate"] = evaluate
     factor_keys, tune_keys = list(study.factors), list(study.tune)
     draws = list(enumerate(study.draws)) or [(None, {})]
-    runs = []
+    runs: list[Run] = []
+    seen: set[str] = set()
     for levels in itertools.product(*(study.factors[k] for k in factor_keys)):
         arm = Arm(tuple(zip(factor_keys, levels)))
         for tuned in itertools.product(*(study.tune[k] for k in tune_keys)):
@@ -149,7 +160,10 @@ def expand(study: Study) -> list[Run]:
                         cfg["search_draw"] = draw
                     cfg["seed"] = seed
                     cfg = _canonical(cfg)
-                    runs.append(Run(run_id(cfg), arm, seed, settings, cfg))
+                    rid = run_id(cfg)
+                    if rid not in seen:  # settings without effect on this arm (a baseline's learning rate)
+                        seen.add(rid)
+                        runs.append(Run(rid, arm, seed, settings, cfg))
     return runs
 
 
