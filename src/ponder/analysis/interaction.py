@@ -81,9 +81,9 @@ def interaction_sentence(focus: str, conds: list[Condition]) -> str:
     for c in conds:
         others = len(c.levels) - 1
         if not c.tied:
-            tail = f"every other {name} is significantly worse"
+            tail = f"every other level of {name} is significantly worse"
         else:
-            tail = f"{len(c.tied)} of the {others} other {name}s {'is' if len(c.tied) == 1 else 'are'} not significantly worse"
+            tail = f"{len(c.tied)} of the {others} other levels {'is' if len(c.tied) == 1 else 'are'} not significantly worse"
         txt = f"with {c.label}, '{c.best}' is best ({100 * c.levels[c.best]:.1f}%) and {tail}"
         if c.no_train:
             txt += f"; {len(c.no_train)} did not train ({', '.join(repr(x) for x in c.no_train[:4])}{' ...' if len(c.no_train) > 4 else ''})"
