@@ -64,6 +64,16 @@ def summary_markdown(an: Analysis) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shift_grid(an: Analysis) -> tuple[list, list]:
+    """The input-shift table: columns (kind, level), rows (arm, {(kind, level): mean accuracy}, clean accuracy)."""
+    if not len(an.shift):
+        return [], []
+    cols = list(dict.fromkeys(zip(an.shift["kind"], an.shift["level"])))
+    rows = [(arm, {(k, l): m for k, l, m in zip(g["kind"], g["level"], g["mean"])}, g["clean"].iloc[0])
+            for arm, g in an.shift.groupby("arm", sort=False)]
+    return cols, rows
+
+
 def _extra_markdown(an: Analysis) -> list[str]:
     """Tables for epochs to fit, input shift, the convexity probe, loss schedules and stability."""
     lines: list[str] = []
@@ -73,12 +83,11 @@ def _extra_markdown(an: Analysis) -> list[str]:
         lines += [f"| {r.arm} | {r.fitted} of {r.runs} | {'–' if r.median_epoch != r.median_epoch else f'{r.median_epoch:g}'} |"
                   for r in an.fit.itertuples()]
     if len(an.shift):
-        cols = list(dict.fromkeys(zip(an.shift["kind"], an.shift["level"])))
+        cols, rows = _shift_grid(an)
         lines += ["", "Test accuracy under input shift (mean over seeds):", "",
                   "| arm | clean | " + " | ".join(f"{k} {l:g}" for k, l in cols) + " |", "|---|---|" + "---|" * len(cols)]
-        for arm, g in an.shift.groupby("arm", sort=False):
-            vals = {(k, l): m for k, l, m in zip(g["kind"], g["level"], g["mean"])}
-            lines.append(f"| {arm} | {_pct(g['clean'].iloc[0])} | " + " | ".join(_pct(vals.get(c, float('nan'))) for c in cols) + " |")
+        for arm, vals, clean in rows:
+            lines.append(f"| {arm} | {_pct(clean)} | " + " | ".join(_pct(vals.get(c, float('nan'))) for c in cols) + " |")
     if len(an.convexity):
         lines += ["", "Convexity probe (loss along straight lines in weight space):", "",
                   "| arm | lines under their chord | monotone lines | mean rise above chord | pairs with a barrier | mean barrier |",
@@ -174,9 +183,7 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     fmtd = (lambda v: "–" if v != v else f"{100 * v:+.1f} pts") if an.metric == "accuracy" else (lambda v: f"{v:+.4f}")
     envs = an.finals["env_json"].dropna()
     env = json.loads(envs.iloc[0]) if len(envs) else {}
-    shift_cols = list(dict.fromkeys(zip(an.shift["kind"], an.shift["level"]))) if len(an.shift) else []
-    shift_rows = [(arm, {(k, l): m for k, l, m in zip(g["kind"], g["level"], g["mean"])}, g["clean"].iloc[0])
-                  for arm, g in an.shift.groupby("arm", sort=False)] if len(an.shift) else []
+    shift_cols, shift_rows = _shift_grid(an)
     html = _ENV.get_template("study.html").render(shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"),
         study=an.study, spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures,
         fmt=fmt, fmtd=fmtd, pct=_pct, p=_p, env=json.dumps(env), folklore=folklore, sigma=an.sigma_w2, anchors=anchors,
