@@ -25,7 +25,9 @@ import ray
 import torch
 
 from ponder.api import load_study
-from ponder.executors import check_plan, open_executor, run_study
+from ponder.executors import open_executor
+from ponder.runner import run_study
+from ponder.study.checks import check_plan
 from ponder.store import Store
 from ponder.study.plan import expand
 

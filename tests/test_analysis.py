@@ -57,9 +57,12 @@ def _fill(store: Store, study, accuracy):
     runs = expand(study)
     store.save_plan(name=study.name, question=study.question, spec=study.model_dump(), source="x", quick=False, runs=runs)
     rows, epochs = [], []
+    from ponder.study.checks import build_layers
+
+    n_classes = build_layers(runs[0].config)[1].n_classes
     for r in runs:
         val, test = accuracy(r.arm.label, dict(r.tuned)["training.lr"], r.seed)
-        rows.append({"run_id": r.id, "config_json": json.dumps(r.config), "status": "diverged" if test is None else "ok",
+        rows.append({"run_id": r.id, "config_json": r.config.json(), "n_classes": n_classes, "status": "diverged" if test is None else "ok",
                      "diverged_epoch": 1 if test is None else None, "error": None, "population": "p", "population_size": 1,
                      "steps": 1, "wall_s": 0.0, "finished": None, "env_json": "{}"})
         test = 0.1 if test is None else test

@@ -10,7 +10,7 @@ import pytest
 
 from ponder.catalog.docs import initializers_markdown
 from ponder.study import expand, load_study
-from ponder.theory.folklore import exact_fraction, near_zero_table, verdict
+from ponder.catalog.folklore import exact_fraction, near_zero_table, verdict
 from tests.test_cli import ponder_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ from ponder.catalog.models import build
 from ponder.errors import SpecError
 from ponder.study.spec import parse_study
 from ponder.train import ModelSettings, prepare_data, train_population
-from ponder.train.evals import chord_gap, line_losses, shift_inputs
+from ponder.analysis.evals import chord_gap
+from ponder.train.evals import line_losses, shift_inputs
 
 # -- input shift ---------------------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ def test_search_draws_are_deterministic_and_shared_by_arms():
         by_arm.setdefault(r.arm.label, set()).add(r.tuned)
     assert len({frozenset(v) for v in by_arm.values()}) == 1  # every arm sees the same draws
     r = runs[0]
-    assert r.config["training"]["lr"] == dict(r.tuned)["training.lr"]
+    assert r.config.training.lr == dict(r.tuned)["training.lr"]
 
 
 @pytest.mark.parametrize("search, needle", [
@@ -199,7 +200,7 @@ def test_search_draws_are_deterministic_and_shared_by_arms():
     ({"draws": 2, "training.lr": {"gauss": [0.1, 0.2]}}, "needs one distribution"),
     ({"draws": 2, "training.lr": {"log_uniform": [0.0, 0.2]}}, "lo > 0"),
     ({"draws": 2, "training.lrr": {"uniform": [0.1, 0.2]}}, "did you mean 'training.lr'"),
-    ({"draws": 2, "model.activation": {"choice": ["relu"]}}, "also a factor"),
+    ({"draws": 2, "model.activation": {"choice": ["relu"]}}, "set in two of factors, tune and search"),
     ({"draws": 2, "model.depth": {"choice": [1, -3]}}, "search.'model.depth' value -3"),
 ])
 def test_bad_search_gets_one_sentence(search, needle):
@@ -222,10 +223,10 @@ def test_new_settings_leave_old_run_ids_alone():
     """A study that asks for none of the new settings resolves to the same config keys as before."""
     from ponder.study.plan import expand
 
-    cfg = expand(parse_study(BASE))[0].config
+    cfg = expand(parse_study(BASE))[0].config.canonical()
     assert set(cfg) == {"dataset", "model", "training", "seed"} and "switch" not in cfg["training"]
     sched = expand(parse_study({**BASE, "training": {"loss": "cross_entropy>squared_error_softmax"}}))[0].config
-    assert sched["training"]["switch"] == 0.5
+    assert sched.canonical()["training"]["switch"] == 0.5
 
 
 # -- engine: the loss schedule ---------------------------------------------------------------------
@@ -323,7 +324,7 @@ def test_cli_run_stores_evals_and_reports_them(tmp_path):
 
 
 def test_random_search_study_reports_stability(tmp_path):
-    from ponder.executors import run_study
+    from ponder.runner import run_study
     from ponder.report import write_report
     from ponder.store import Store
     from ponder.study import load_study
@@ -375,4 +376,4 @@ def test_baselines_are_not_trained_once_per_learning_rate():
     for r in runs:
         per_arm.setdefault(r.arm.label, []).append(r)
     assert len(per_arm["arch=mlp"]) == 4 and len(per_arm["arch=logreg"]) == 2 and len(per_arm["arch=hog_svm"]) == 2
-    assert "lr" not in per_arm["arch=logreg"][0].config["training"]
+    assert "lr" not in per_arm["arch=logreg"][0].config.canonical()["training"]

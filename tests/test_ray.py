@@ -19,7 +19,8 @@ import pytest
 import ray
 
 from ponder.api import load_study
-from ponder.executors import open_executor, run_study
+from ponder.executors import open_executor
+from ponder.runner import run_study
 from ponder.report import write_report
 from ponder.store import Store
 from tests.conftest import write

@@ -64,7 +64,7 @@ def test_bad_files_give_one_clear_sentence(tmp_path, mutation, expected):
 
 def test_factor_and_tune_overlap_is_refused(tmp_path):
     path = write(tmp_path, TINY.replace('"model.initializer" = ["torch.default", "torch.kaiming_normal"]', '"training.lr" = [0.1, 0.2]', 1))
-    with pytest.raises(SpecError, match="both a factor and tuned"):
+    with pytest.raises(SpecError, match="set in two of factors, tune and search"):
         load_study(path)
 
 
@@ -83,7 +83,7 @@ def test_not_toml_and_missing_file(tmp_path):
 
 
 def test_dataset_option_checked(tmp_path):
-    from ponder.executors import check_plan
+    from ponder.study.checks import check_plan
     from ponder.study import expand
 
     s = load_study(write(tmp_path, TINY.replace("n_train = 300", "n_trian = 300")))
@@ -92,7 +92,7 @@ def test_dataset_option_checked(tmp_path):
 
 
 def test_arch_that_does_not_fit_the_data_is_refused(tmp_path):
-    from ponder.executors import check_plan
+    from ponder.study.checks import check_plan
     from ponder.study import expand
 
     s = load_study(write(tmp_path, TINY.replace('arch = "mlp"', 'arch = "cnn2d"')))
@@ -101,7 +101,7 @@ def test_arch_that_does_not_fit_the_data_is_refused(tmp_path):
 
 
 def test_bad_initializer_parameter_values_are_refused_before_training(tmp_path):
-    from ponder.executors import check_plan
+    from ponder.study.checks import check_plan
     from ponder.study import expand
 
     s = load_study(write(tmp_path, TINY.replace('"model.initializer" = ["torch.default", "torch.kaiming_normal"]',
@@ -116,7 +116,7 @@ def test_bad_initializer_parameter_values_are_refused_before_training(tmp_path):
 
 def test_absurd_studies_are_refused_before_training_and_force_lifts_it(tmp_path):
     from ponder.errors import LimitError
-    from ponder.executors import check_plan
+    from ponder.study.checks import check_plan
     from ponder.study import expand
 
     s = load_study(write(tmp_path, TINY.replace("epochs = 3", "epochs = 100000")), seeds=30)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import multiprocessing as mp
 
 import pytest
 
 from ponder.errors import NotFound, StoreError
-from ponder.executors import run_study
+from ponder.runner import run_study
 from ponder.store import Store
 from ponder.study import expand, load_study
 
@@ -112,4 +114,10 @@ def test_a_version_1_store_is_migrated_and_reported(tmp_path):
         assert list(st.evals("quickstart").columns) == ["run_id", "probe", "kind", "level", "value"]  # v3
         n = len(st.runs("quickstart"))
         index = write_report(st, "quickstart", tmp_path / "reports")
+        stored = st.runs("quickstart")
     assert n > 0 and index.exists()
+    # The typed run config gives every stored run its stored id back.
+    from ponder.study.config import RunConfig
+
+    for rid, cfg in zip(stored["run_id"], stored["config_json"]):
+        assert RunConfig.from_canonical(json.loads(cfg)).run_id() == rid

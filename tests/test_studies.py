@@ -10,7 +10,8 @@ import torch
 
 from ponder import registry
 from ponder.cli import ALL_STUDIES
-from ponder.executors import check_plan, run_study
+from ponder.runner import run_study
+from ponder.study.checks import check_plan
 from ponder.report import write_report
 from ponder.store import Store
 from ponder.study import builtin_studies, expand, load_study

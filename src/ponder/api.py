@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ponder.executors import StudyRun, open_executor, run_study
 from ponder.store import Store
 from ponder.study.spec import Study, load_study as _load
+
+if TYPE_CHECKING:
+    from ponder.runner import StudyRun
 
 __all__ = ["load_study", "run", "results"]
 
@@ -21,7 +24,7 @@ def load_study(path_or_name: str | Path, *, quick: bool = False, seeds: int | No
 
 def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", device: str = "cpu",
         quick: bool = False, memory: int | None = None, force: bool = False, executor: str = "local",
-        address: str | None = None) -> StudyRun:
+        address: str | None = None) -> "StudyRun":
     """Train every run of ``study`` missing from ``store``.
 
     Args:
@@ -29,9 +32,12 @@ def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", devic
         address: With ``executor="ray"``: the cluster (``auto``, ``HOST:PORT``, ``ray://HOST:10001``);
             None starts a local Ray instance, or uses the one this process already started.
     """
+    from ponder.executors import open_executor
+    from ponder.runner import run_study
+
     spec = study if isinstance(study, Study) else load_study(study, quick=quick)
-    with open_executor(executor, address=address) as ex, Store(store) as st:
-        return run_study(spec, st, device=device, quick=quick, memory=memory, force=force, executor=ex)
+    with open_executor(executor, device=device, address=address) as ex, Store(store) as st:
+        return run_study(spec, st, quick=quick, memory=memory, force=force, executor=ex)
 
 
 def results(study: Study | str, *, store: str | Path = "ponder.duckdb") -> pd.DataFrame:

@@ -14,17 +14,82 @@ import difflib
 import fnmatch
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from ponder.errors import CatalogError
 
-__all__ = ["Entry", "register", "alias", "get", "names", "entries", "KINDS", "closest"]
+__all__ = ["Entry", "register", "alias", "get", "names", "entries", "KINDS", "closest", "unknown", "FACTS",
+           "ActivationFacts", "InitializerFacts", "ModelFacts", "NoFacts"]
 
 KINDS = ("initializer", "activation", "loss", "dataset", "model")
 
 _REGISTRY: dict[str, dict[str, "Entry"]] = {kind: {} for kind in KINDS}
 _ALIASES: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class ActivationFacts:
+    """What the engine and the theory need to know about an activation, declared where it is registered.
+
+    Attributes:
+        backward: A fused derivative the dense backward pass may use instead of autograd:
+            ``"threshold"`` (ReLU: the derivative from the output), ``"tanh"``, ``"sigmoid"`` or
+            ``"identity"``; None means autograd.
+        homogeneous: For a positively homogeneous activation, the constant c with
+            E[phi(sqrt(q) z)^2] = c q and E[phi'(sqrt(q) z)^2] = c for every q (mean field in
+            closed form); None otherwise.
+        saturating: True when phi is bounded on both sides (sigmoid, tanh, ...): such networks
+            can lose their gradient in saturation, which the reports check for.
+    """
+
+    backward: str | None = None
+    homogeneous: float | None = None
+    saturating: bool = False
+
+
+@dataclass(frozen=True)
+class InitializerFacts:
+    """What is known about an initializer beyond its function.
+
+    Attributes:
+        law: The distribution family (``normal``, ``uniform``, ``truncated_normal``, ``orthogonal``,
+            ``constant``, ``deterministic``, ...).
+        bias: How the layer's bias is set: ``zeros``, ``fan_in_uniform`` or ``own`` (the
+            function returns it).
+        needs: Context the function needs besides the shape (``activation``, ``forward``).
+        network: True when it initializes every layer at once (Nguyen-Widrow, LSUV).
+        sigma_w2: The effective sigma_w^2 = fan_in Var(W) in words, for listings.
+        variance: ``variance(shape, **params) -> float``, Var(W) of one weight for a weight of
+            ``shape`` (PyTorch layout) and the entry's parameters; None where it depends on data
+            or on the whole network. Tests check it against drawn tensors.
+    """
+
+    law: str = ""
+    bias: str = "zeros"
+    needs: tuple[str, ...] = ()
+    network: bool = False
+    sigma_w2: str = ""
+    variance: Callable[..., float] | None = None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Attributes:
+        classical: True for a scikit-learn model fitted without gradient training (no depth,
+            width, optimizer or epochs).
+    """
+
+    classical: bool = False
+
+
+@dataclass(frozen=True)
+class NoFacts:
+    """Kinds with nothing to declare beyond formula and provenance."""
+
+
+FACTS: dict[str, type] = {"initializer": InitializerFacts, "activation": ActivationFacts, "model": ModelFacts,
+                          "loss": NoFacts, "dataset": NoFacts}
 
 
 @dataclass(frozen=True)
@@ -39,7 +104,7 @@ class Entry:
         source: Library file or paper the math follows.
         cites: Reference to cite.
         version: Bumped whenever the numbers the entry produces change.
-        meta: Further kind-specific facts (e.g. an initializer's bias rule).
+        facts: Kind-specific typed facts (:class:`InitializerFacts`, :class:`ActivationFacts`, ...).
     """
 
     kind: str
@@ -49,7 +114,12 @@ class Entry:
     source: str
     cites: str
     version: str = "1"
-    meta: dict[str, Any] = field(default_factory=dict)
+    facts: Any = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The facts as a plain dict (read-only view, for listings)."""
+        return {f.name: getattr(self.facts, f.name) for f in fields(self.facts)}
 
     @property
     def doc(self) -> str:
@@ -61,21 +131,26 @@ class Entry:
 
 
 def register(kind: str, name: str, *, formula: str, source: str, cites: str,
-             version: str = "1", **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn`` as catalog entry ``name`` of ``kind``.
+             version: str = "1", **facts: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as catalog entry ``name`` of ``kind``; ``facts`` are the kind's typed facts.
 
     Raises:
-        ValueError: ``kind`` is unknown or ``name`` is already taken (a programming error).
+        ValueError: ``kind`` is unknown, ``name`` is already taken or a fact is not one of the
+            kind's (a programming error).
     """
     if kind not in _REGISTRY:
         raise ValueError(f"unknown catalog kind {kind!r}; expected one of {KINDS}")
     if not formula or not cites:
         raise ValueError(f"catalog entry {name!r} needs a formula and a citation")
+    try:
+        typed = FACTS[kind](**facts)
+    except TypeError as exc:
+        raise ValueError(f"{kind} {name!r}: {exc}") from None
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY[kind]:
             raise ValueError(f"{kind} {name!r} is registered twice")
-        _REGISTRY[kind][name] = Entry(kind, name, fn, formula, source, cites, version, dict(meta))
+        _REGISTRY[kind][name] = Entry(kind, name, fn, formula, source, cites, version, typed)
         return fn
 
     return decorator
@@ -95,6 +170,17 @@ def closest(name: str, candidates: list[str]) -> list[str]:
     return found
 
 
+def unknown(what: str, name: str, candidates: list[str], *, listing: str = "") -> str:
+    """The one sentence for a miss: ``unknown <what> '<name>'; did you mean 'x'? (<listing>)``.
+
+    ``listing`` is the valid set or the command that lists it; without it the candidates are listed.
+    """
+    near = closest(name, list(candidates))
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    tail = listing or ("valid: " + ", ".join(str(c) for c in candidates))
+    return f"unknown {what} {name!r}{hint} ({tail})"
+
+
 def alias(kind: str, old: str, new: str) -> None:
     """Keep a renamed entry reachable under its old name; using it warns and names the new one."""
     _ALIASES[kind][old] = new
@@ -110,10 +196,8 @@ def get(kind: str, name: str) -> Entry:
         new = _ALIASES[kind][name]
         warnings.warn(f"{kind} {name!r} is now called {new!r}; the old name still works", FutureWarning, stacklevel=2)
         return table[new]
-    near = closest(name, list(table))
-    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
     plural = "activations" if kind == "activation" else f"{kind}s"
-    raise CatalogError(f"unknown {kind} {name!r}{hint} (ponder list {plural})")
+    raise CatalogError(unknown(kind, name, list(table), listing=f"ponder list {plural}"))
 
 
 def names(kind: str, pattern: str = "*") -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,9 +25,11 @@ import pandas as pd
 
 from ponder.errors import NotFound, StoreError
 
-__all__ = ["Store", "SCHEMA_VERSION", "environment"]
+__all__ = ["Store", "SCHEMA_VERSION", "environment", "RunRow", "ChunkRows"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}  # never fetch code
+_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta(key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -36,7 +39,7 @@ _SCHEMA = [
         tuned_json VARCHAR, seed INTEGER, PRIMARY KEY(study, run_id))""",
     """CREATE TABLE IF NOT EXISTS runs(run_id VARCHAR PRIMARY KEY, config_json VARCHAR, status VARCHAR,
         diverged_epoch INTEGER, error VARCHAR, population VARCHAR, population_size INTEGER, steps BIGINT,
-        wall_s DOUBLE, finished TIMESTAMP, env_json VARCHAR)""",
+        wall_s DOUBLE, finished TIMESTAMP, env_json VARCHAR, n_classes INTEGER)""",
     """CREATE TABLE IF NOT EXISTS epochs(run_id VARCHAR, epoch INTEGER, train_loss DOUBLE, train_acc DOUBLE,
         val_loss DOUBLE, val_acc DOUBLE, test_loss DOUBLE, test_acc DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS layers(run_id VARCHAR, epoch INTEGER, layer INTEGER, preact_std DOUBLE,
@@ -49,8 +52,35 @@ LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "
               "sigma_w2", "sigma_b2"]
 EVAL_COLS = ["run_id", "probe", "kind", "level", "value"]
 RUN_COLS = ["run_id", "config_json", "status", "diverged_epoch", "error", "population", "population_size", "steps",
-            "wall_s", "finished", "env_json"]
-DONE = ("ok", "diverged")
+            "wall_s", "finished", "env_json", "n_classes"]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of the ``runs`` table: a finished (``ok``, ``diverged``) or ``failed`` run."""
+
+    run_id: str
+    config_json: str
+    status: str
+    population: str
+    population_size: int
+    diverged_epoch: int | None = None
+    error: str | None = None
+    steps: int = 0
+    wall_s: float = 0.0
+    env_json: str | None = None
+    n_classes: int | None = None
+    finished: datetime = field(default_factory=lambda: _now())
+
+
+@dataclass
+class ChunkRows:
+    """Everything one trained chunk adds to the store, written in one transaction."""
+
+    runs: list[RunRow]
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # columns EPOCH_COLS
+    layers: list[dict[str, Any]] = field(default_factory=list)  # columns LAYER_COLS
+    evals: list[dict[str, Any]] = field(default_factory=list)  # columns EVAL_COLS
 
 
 def _migrate_1_to_2(con) -> None:
@@ -65,7 +95,13 @@ def _migrate_2_to_3(con) -> None:
     con.execute(_SCHEMA[-1])
 
 
-MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}  # from version -> function bringing the store to version + 1
+def _migrate_3_to_4(con) -> None:
+    """Version 4 records each run's number of classes, so analysis never reloads a dataset (NULL for
+    runs trained before: analysis then asks the dataset, once)."""
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS n_classes INTEGER")
+
+
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}  # from version -> function bringing the store to version + 1
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
@@ -87,18 +123,17 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:" and read_only and not Path(self.path).exists():
             raise NotFound(f"store {self.path!r} does not exist; run a study first (ponder run STUDY --store {self.path})")
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise StoreError(f"store {self.path!r} is in use by another ponder process; wait for it to finish or use another --store") from None
-            raise StoreError(f"store {self.path!r} cannot be opened: {str(exc).splitlines()[0]}") from None
-        except duckdb.Error as exc:
-            raise StoreError(f"store {self.path!r} is not a ponder store ({str(exc).splitlines()[0]})") from None
+        if self.path != ":memory:":
+            _check_owned(self.path)
+        self.con = _connect(self.path, read_only)
         version = self._version()
+        if version is not None and version > SCHEMA_VERSION:
+            self.con.close()
+            raise StoreError(f"store {self.path!r} has schema version {version}, newer than the {SCHEMA_VERSION} this "
+                             "ponder reads; use the ponder release that wrote it")
         if version is not None and version < SCHEMA_VERSION:
             self._migrate(version, read_only)
-        if not read_only:
+        if not read_only and version is None:
             with self._transaction():  # a kill while creating the schema leaves nothing half-made
                 for stmt in _SCHEMA:
                     self.con.execute(stmt)
@@ -109,17 +144,13 @@ class Store:
                              "use the ponder release that wrote it")
 
     def _version(self) -> int | None:
-        try:
-            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except duckdb.CatalogException:
-            return None
-        return int(row[0]) if row else None
+        return _schema_version(self.con, self.path)
 
     def _migrate(self, version: int, read_only: bool) -> None:
         """Bring an older store to the current schema, one numbered migration at a time, in one transaction."""
         if read_only:  # migrations need a writable connection; reopen, migrate, reopen read-only
             self.con.close()
-            self.con = duckdb.connect(self.path)
+            self.con = _connect(self.path, False)
         with self._transaction():
             while version < SCHEMA_VERSION:
                 MIGRATIONS[version](self.con)
@@ -127,7 +158,7 @@ class Store:
             self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
         if read_only:
             self.con.close()
-            self.con = duckdb.connect(self.path, read_only=True)
+            self.con = _connect(self.path, True)
 
     def close(self) -> None:
         self.con.close()
@@ -155,9 +186,13 @@ class Store:
                 self.con.execute("INSERT INTO study_runs SELECT study, run_id, arm, arm_json, tuned_json, seed FROM plan_rows")
                 self.con.unregister("plan_rows")
 
+    def save_chunk(self, rows: ChunkRows) -> None:
+        """Write a chunk's finished runs with all their records in one transaction."""
+        self.save_population([asdict(r) for r in rows.runs], rows.epochs, rows.layers, rows.evals)
+
     def save_population(self, runs: list[dict[str, Any]], epochs: list[dict[str, Any]], layers: list[dict[str, Any]],
                         evals: list[dict[str, Any]] = ()) -> None:
-        """Write finished runs with all their records in one transaction."""
+        """Write finished runs (dicts with the ``runs`` columns) with all their records in one transaction."""
         frames = {"runs": (pd.DataFrame(runs, columns=RUN_COLS), RUN_COLS),
                   "epochs": (pd.DataFrame(epochs, columns=EPOCH_COLS), EPOCH_COLS),
                   "layers": (pd.DataFrame(layers, columns=LAYER_COLS), LAYER_COLS),
@@ -211,7 +246,7 @@ class Store:
         self.study(study)
         return self.con.execute("""
             SELECT p.run_id, p.arm, p.arm_json, p.tuned_json, p.seed, coalesce(r.status, 'pending') AS status,
-                   r.diverged_epoch, r.error, r.config_json, r.population, r.steps, r.wall_s, r.env_json
+                   r.diverged_epoch, r.error, r.config_json, r.population, r.steps, r.wall_s, r.env_json, r.n_classes
             FROM study_runs p LEFT JOIN runs r USING (run_id) WHERE p.study = ? ORDER BY p.arm, p.tuned_json, p.seed""",
                                 [study]).df()
 
@@ -246,6 +281,51 @@ class Store:
             df.to_parquet(p, index=False) if fmt == "parquet" else df.to_csv(p, index=False)
             paths.append(p)
         return paths
+
+
+def _connect(path: str, read_only: bool) -> "duckdb.DuckDBPyConnection":
+    """A DuckDB connection that never installs or loads extensions; one sentence when it cannot open."""
+    try:
+        return duckdb.connect(path, read_only=read_only, config=dict(_CONFIG))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreError(f"store {path!r} is in use by another ponder process; wait for it to finish or use "
+                             "another --store") from None
+        raise StoreError(f"store {path!r} cannot be opened: {str(exc).splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"store {path!r} is not a ponder store ({str(exc).splitlines()[0]})") from None
+
+
+def _schema_version(con: "duckdb.DuckDBPyConnection", path: str) -> int | None:
+    """The store's schema version; None for an empty database; refuses a database ponder did not write."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not tables:
+        return None
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
+        version = int(row[0]) if row else None
+    except (duckdb.Error, ValueError, TypeError):
+        version = None
+    if version is None or "runs" not in tables:
+        con.close()
+        found = ", ".join(sorted(tables)[:5])
+        raise StoreError(f"{path!r} is a DuckDB database that ponder did not write (it has tables {found}); "
+                         "ponder leaves it untouched: choose another --store")
+    return version
+
+
+def _check_owned(path: str) -> None:
+    """Refuse, before DuckDB touches it, a file that is not a DuckDB database (SQLite, text, ...)."""
+    p = Path(path)
+    if not p.exists():
+        return
+    if p.is_dir():
+        raise StoreError(f"store {path!r} is a folder; give a file path such as {str(p / 'ponder.duckdb')!r}")
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    if head and head[8:12] != _MAGIC:
+        raise StoreError(f"{path!r} is not a DuckDB database (ponder stores are DuckDB files); "
+                         "ponder leaves it untouched: choose another --store")
 
 
 def _now() -> datetime:

@@ -14,7 +14,6 @@ import pandas as pd
 from scipy import stats
 
 from ponder.analysis.stats import estimate
-from ponder.train.evals import chord_gap
 
 __all__ = ["FIT_THRESHOLD", "CONVEX_TOL", "epochs_to_fit", "fit_sentence", "shift_table", "shift_sentence",
            "convexity_table", "convexity_sentence", "schedule_effect", "schedule_sentence", "stability_table",
@@ -22,6 +21,21 @@ __all__ = ["FIT_THRESHOLD", "CONVEX_TOL", "epochs_to_fit", "fit_sentence", "shif
 
 FIT_THRESHOLD = 0.99  # a run has fit its training labels when its train accuracy reaches this
 CONVEX_TOL = 1e-3  # a rise above the chord smaller than this fraction of the higher end is rounding
+
+
+def chord_gap(losses) -> tuple[float, float]:
+    """(largest rise of the loss above the chord joining its ends, largest rise above the higher end).
+
+    Both are >= 0. For a function convex along the line the first is 0 (up to rounding); the
+    second is the barrier between the two ends (0 when the path never climbs above them).
+    """
+    import numpy as np
+
+    v = np.asarray(losses, dtype=float)
+    a = np.linspace(0, 1, len(v))
+    chord = (1 - a) * v[0] + a * v[-1]
+    return float(max(0.0, np.max(v - chord))), float(max(0.0, np.max(v) - max(v[0], v[-1])))
+
 
 
 def epochs_to_fit(epochs: pd.DataFrame, chosen: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.DataFrame:

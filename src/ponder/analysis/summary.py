@@ -261,11 +261,9 @@ def _sigma_w2(layers: pd.DataFrame) -> dict[str, float]:
 
 
 def _n_classes(chosen: pd.DataFrame) -> int:
-    cfg = json.loads(chosen["config_json"].iloc[0])
-    from ponder.catalog.datasets import load_pool
-
-    ds = cfg["dataset"]
-    return load_pool(ds["name"], ds["options"], inputs=ds["inputs"]).n_classes
+    """The number of classes, as stored with the runs (0 when unknown: runs stored before schema 4)."""
+    known = chosen["n_classes"].dropna() if "n_classes" in chosen else pd.Series(dtype=float)
+    return int(known.max()) if len(known) else 0
 
 
 def _warnings(spec: dict[str, Any], chosen: pd.DataFrame, pending: int) -> list[str]:

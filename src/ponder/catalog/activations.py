@@ -19,34 +19,39 @@ __all__: list[str] = []
 # SELU constants, Klambauer et al. 2017, eq. (2) and the fixed-point solution in its appendix.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+LEAKY_SLOPE = 0.01  # PyTorch's default negative slope, F.leaky_relu
 
 
 @register("activation", "sigmoid", formula="1 / (1 + exp(-x))",
-          source="logistic function", cites="Rumelhart, Hinton & Williams 1986")
+          source="logistic function", cites="Rumelhart, Hinton & Williams 1986",
+          backward="sigmoid", saturating=True)
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """Logistic sigmoid, sigma(x) = 1 / (1 + e^-x); saturates at 0 and 1, mean 1/2 at x = 0."""
     return torch.sigmoid(x)
 
 
 @register("activation", "tanh", formula="(e^x - e^-x) / (e^x + e^-x)",
-          source="hyperbolic tangent", cites="LeCun, Bottou, Orr & Mueller 1998 (Efficient BackProp)")
+          source="hyperbolic tangent", cites="LeCun, Bottou, Orr & Mueller 1998 (Efficient BackProp)",
+          backward="tanh", saturating=True)
 def tanh(x: torch.Tensor) -> torch.Tensor:
     """Hyperbolic tangent, tanh(x) = 2 sigma(2x) - 1; odd, saturates at -1 and 1."""
     return torch.tanh(x)
 
 
 @register("activation", "relu", formula="max(0, x)",
-          source="rectified linear unit", cites="Nair & Hinton 2010; Glorot, Bordes & Bengio 2011")
+          source="rectified linear unit", cites="Nair & Hinton 2010; Glorot, Bordes & Bengio 2011",
+          backward="threshold", homogeneous=0.5)
 def relu(x: torch.Tensor) -> torch.Tensor:
     """Rectified linear unit, max(0, x): exactly zero for negative inputs, identity otherwise."""
     return torch.relu(x)
 
 
 @register("activation", "leaky_relu", formula="x if x > 0 else 0.01 x",
-          source="leaky rectifier, slope 0.01", cites="Maas, Hannun & Ng 2013")
+          source="leaky rectifier, slope 0.01", cites="Maas, Hannun & Ng 2013",
+          homogeneous=(1 + LEAKY_SLOPE**2) / 2)
 def leaky_relu(x: torch.Tensor) -> torch.Tensor:
     """Leaky ReLU with negative slope 0.01: x for x > 0, 0.01 x otherwise."""
-    return F.leaky_relu(x, 0.01)
+    return F.leaky_relu(x, LEAKY_SLOPE)
 
 
 @register("activation", "elu", formula="x if x > 0 else exp(x) - 1",
@@ -94,7 +99,8 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("activation", "softsign", formula="x / (1 + |x|)",
-          source="softsign", cites="Bergstra et al. 2009; Glorot & Bengio 2010")
+          source="softsign", cites="Bergstra et al. 2009; Glorot & Bengio 2010",
+          saturating=True)
 def softsign(x: torch.Tensor) -> torch.Tensor:
     """Softsign, x / (1 + |x|): like tanh but with polynomial rather than exponential tails."""
     return F.softsign(x)
@@ -108,7 +114,8 @@ def mish(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("activation", "penalized_tanh", formula="tanh(x) if x > 0 else 0.25 tanh(x)",
-          source="penalized tanh, a = 0.25", cites="Xu, Huang & Li 2016; Eger, Youssef & Gurevych 2018")
+          source="penalized tanh, a = 0.25", cites="Xu, Huang & Li 2016; Eger, Youssef & Gurevych 2018",
+          saturating=True)
 def penalized_tanh(x: torch.Tensor) -> torch.Tensor:
     """Penalized tanh: tanh(x) for x > 0 and 0.25 tanh(x) otherwise (best overall in Eger et al. 2018)."""
     t = torch.tanh(x)
@@ -116,14 +123,16 @@ def penalized_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 @register("activation", "hardtanh", formula="clip(x, -1, 1)",
-          source="hard tanh", cites="Collobert 2004")
+          source="hard tanh", cites="Collobert 2004",
+          saturating=True)
 def hardtanh(x: torch.Tensor) -> torch.Tensor:
     """Hard tanh, min(1, max(-1, x)): piecewise linear, zero gradient outside [-1, 1]."""
     return F.hardtanh(x)
 
 
 @register("activation", "identity", formula="x",
-          source="linear (no non-linearity)", cites="Saxe, McClelland & Ganguli 2014 (deep linear networks)")
+          source="linear (no non-linearity)", cites="Saxe, McClelland & Ganguli 2014 (deep linear networks)",
+          backward="identity", homogeneous=1.0)
 def identity(x: torch.Tensor) -> torch.Tensor:
     """The identity, x: a deep linear network."""
     return x
@@ -135,9 +144,9 @@ def numerical_gain(fn, panels: int = 400) -> float:
     A weight variance of g^2 / fan_in keeps the second moment of unit-variance
     pre-activations at 1 through depth, for any activation: He's rule, generalized.
     """
-    from ponder.theory.meanfield import _nodes
+    from ponder.quadrature import gauss_normal_nodes
 
-    x, w = _nodes(panels)
+    x, w = gauss_normal_nodes(panels)
     z = torch.as_tensor(x, dtype=torch.float64)
     second_moment = float((torch.as_tensor(w, dtype=torch.float64) * fn(z) ** 2).sum())
     return 1.0 / math.sqrt(second_moment)

@@ -47,10 +47,10 @@ def initializers_markdown() -> str:
         for e in chosen:
             sig = inspect.signature(e.fn)
             params = ", ".join(f"{p}={v.default!r}" for p, v in sig.parameters.items()
-                               if v.kind == v.KEYWORD_ONLY and p not in ("generator", "dtype", *e.meta.get("needs", ())))
-            kind = "network" if e.meta.get("network") else e.meta.get("bias", "zeros")
-            lines.append(f"| `{e.name}` | {e.meta.get('law', '')} | {_cell(e.formula)} | {_cell(params) or '-'} | "
-                         f"{_cell(str(e.meta.get('sigma_w2', '')))} | {kind} | {_cell(e.source)} | {_cell(e.cites)} |")
+                               if v.kind == v.KEYWORD_ONLY and p not in ("generator", "dtype", *e.facts.needs))
+            kind = "network" if e.facts.network else e.facts.bias
+            lines.append(f"| `{e.name}` | {e.facts.law} | {_cell(e.formula)} | {_cell(params) or '-'} | "
+                         f"{_cell(e.facts.sigma_w2)} | {kind} | {_cell(e.source)} | {_cell(e.cites)} |")
         lines.append("")
         for e in chosen:
             lines += [f"### `{e.name}`", "", e.doc.replace("\n    ", "\n"), ""]

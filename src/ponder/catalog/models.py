@@ -129,7 +129,7 @@ def is_classical(arch: str) -> bool:
     """True for the non-neural baselines (fit by scikit-learn, not by the population engine)."""
     from ponder import registry
 
-    return bool(registry.get("model", arch).meta.get("classical"))
+    return registry.get("model", arch).facts.classical
 
 
 def build(arch: str, sample_shape: tuple[int, ...], n_classes: int, *, depth: int, width: int,

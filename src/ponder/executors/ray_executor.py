@@ -1,6 +1,6 @@
 """The Ray executor: each chunk of a population is a Ray task; rows stream back to the driver.
 
-The driver (the process running :func:`ponder.executors.run_study`) plans, skips finished runs
+The driver (the process running :func:`ponder.runner.run_study`) plans, skips finished runs
 and alone writes the store; a task only calls the pure :func:`train_chunk` on the runs it is
 given. Runs carry their resolved config, and datasets are deterministic generators or files,
 so a task rebuilds its data from the config and nothing large is shipped. A task that raises
@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ponder.errors import PonderError
-from ponder.executors.local import ChunkResult, memory_budget, train_chunk
+from ponder.executors.local import ChunkResult, one_line_error
 from ponder.study.plan import Run
+from ponder.train.chunk import memory_budget, train_chunk
 
 __all__ = ["RayExecutor", "ray_executor"]
 
@@ -37,11 +38,12 @@ def _import_ray() -> Any:
 
 
 @contextmanager
-def ray_executor(*, address: str | None = None, cpus_per_task: float | None = None,
+def ray_executor(*, device: str = "cpu", address: str | None = None, cpus_per_task: float | None = None,
                  gpus_per_task: float | None = None, max_retries: int | None = None) -> Iterator["RayExecutor"]:
     """Connect to Ray (or start a local instance) and yield a :class:`RayExecutor`.
 
     Args:
+        device: ``cpu``, ``cuda`` or ``auto`` (``cuda`` when the cluster has GPUs), settled here.
         address: A running cluster (``auto``, ``HOST:PORT`` or ``ray://HOST:10001``). None starts a
             local instance with this machine's CPUs, shut down on exit. If this process already
             called ``ray.init``, that connection is used and left open.
@@ -63,7 +65,7 @@ def ray_executor(*, address: str | None = None, cpus_per_task: float | None = No
         raise PonderError(f"--retries must be 0 or more, got {max_retries}")
     started = _connect(ray, address)
     try:
-        yield RayExecutor(ray, cpus_per_task=cpus, gpus_per_task=gpus_per_task, max_retries=retries,
+        yield RayExecutor(ray, device=device, cpus_per_task=cpus, gpus_per_task=gpus_per_task, max_retries=retries,
                           local=address is None)
     finally:
         if started:  # never shut down a cluster we only connected to
@@ -115,14 +117,15 @@ def _train_task(runs: list[Run], device: str, threads: int) -> Any:
 class RayExecutor:
     """Trains chunks as Ray tasks, up to as many at once as the cluster has room for."""
 
-    def __init__(self, ray: Any, *, cpus_per_task: float, gpus_per_task: float | None, max_retries: int,
-                 local: bool):
+    def __init__(self, ray: Any, *, device: str, cpus_per_task: float, gpus_per_task: float | None,
+                 max_retries: int, local: bool):
         self.ray = ray
         self.cpus_per_task = cpus_per_task
         self.gpus_per_task = gpus_per_task
         self.max_retries = max_retries
         self.local = local
         self._gpus = 0.0
+        self.device = self._settle(device)
 
     @property
     def slots(self) -> int:
@@ -132,7 +135,7 @@ class RayExecutor:
             slots = min(slots, total.get("GPU", 0) // self._gpus)
         return max(1, int(slots))
 
-    def device(self, requested: str) -> str:
+    def _settle(self, requested: str) -> str:
         """cpu, cuda, or auto (cuda if the cluster has GPUs); the driver itself needs no GPU."""
         if requested not in ("cpu", "cuda", "auto"):
             raise PonderError(f"unknown device {requested!r}; use cpu, cuda or auto")
@@ -151,8 +154,9 @@ class RayExecutor:
             logging.getLogger(__name__).warning("tasks wait for resources: %s", short[0])
         return device
 
-    def budget(self, device: str) -> int:
+    def budget(self) -> int:
         """One task's memory budget: measured on a worker, shared among the tasks that run beside it."""
+        device = self.device
         probe = self.ray.remote(memory_budget).options(num_cpus=self.cpus_per_task, num_gpus=self._gpus)
         worker = self.ray.get(probe.remote(device))
         if device == "cuda":
@@ -160,13 +164,13 @@ class RayExecutor:
         node_cpus = max((n["Resources"].get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")), default=1)
         return int(worker // max(1, node_cpus // self.cpus_per_task))
 
-    def train(self, chunks: list[list[Run]], *, device: str) -> Iterator[ChunkResult]:
+    def train(self, chunks: list[list[Run]]) -> Iterator[ChunkResult]:
         """Submit every chunk, then yield each as it finishes; unfinished tasks are cancelled on exit."""
         ray = self.ray
         task = ray.remote(_train_task).options(num_cpus=self.cpus_per_task, num_gpus=self._gpus,
                                                max_retries=self.max_retries, retry_exceptions=True)
         threads = max(1, math.floor(self.cpus_per_task))
-        waiting = {task.remote(chunk, device, threads): chunk for chunk in chunks}
+        waiting = {task.remote(chunk, self.device, threads): chunk for chunk in chunks}
         try:
             while waiting:
                 ready, _ = ray.wait(list(waiting), num_returns=1)
@@ -179,17 +183,16 @@ class RayExecutor:
 
     def _collect(self, ref: Any, chunk: list[Run]) -> ChunkResult:
         try:
-            rows = self.ray.get(ref)
+            out = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             return ChunkResult(chunk, error=_describe(exc, self.max_retries))
-        if isinstance(rows, PonderError):
-            raise rows
-        return ChunkResult(chunk, rows)
+        if isinstance(out, PonderError):
+            raise out
+        return ChunkResult(chunk, out)
 
 
 def _describe(exc: Exception, retries: int) -> str:
-    """The error text stored with a failed chunk's runs: what failed first, then Ray's details."""
+    """The error stored with a failed chunk's runs, one sentence: what failed first, and how often it was tried."""
     cause = getattr(exc, "cause", None)
-    head = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}".splitlines()[0]
     tries = f"{retries + 1} tries" if retries else "1 try (no retries)"
-    return f"{head.splitlines()[0]} (Ray task, {tries})\n{str(exc)[:2000]}"
+    return f"{one_line_error(cause if cause is not None else exc)} (Ray task, {tries})"

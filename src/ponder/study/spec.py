@@ -13,21 +13,23 @@ the key, what was found and what would be right.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ponder import registry
-from ponder.catalog.datasets.prepare import INPUT_MODES
 from ponder.errors import CatalogError, SpecError
 
 __all__ = ["DatasetSpec", "ModelSpec", "TrainingSpec", "EvaluateSpec", "Study", "load_study", "parse_study",
            "builtin_studies", "resolve_study_path", "SECTIONS", "METRICS"]
 
+SHIFTS = ("noise", "translation", "scaling")  # input shifts of [evaluate] (train/evals.py draws them)
+SEARCH_KEYS = ("draws", "seed")  # [search] keys that are not settings
 METRICS = {"accuracy": "max", "loss": "min"}  # metric -> direction, declared, never guessed
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
@@ -49,7 +51,7 @@ class DatasetSpec(_Section):
 
     name: str = "mnist1d"
     options: dict[str, Any] = Field(default_factory=dict)
-    inputs: Literal[INPUT_MODES] = "original"  # type: ignore[valid-type]
+    inputs: str = "original"
     train_size: int | None = Field(default=None, ge=1)
     val_fraction: float = Field(default=0.2, ge=0.0, le=0.9)
     label_noise: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -58,6 +60,15 @@ class DatasetSpec(_Section):
     @classmethod
     def _known(cls, v: str) -> str:
         return _catalog_name("dataset", v)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, v: str) -> str:
+        from ponder.catalog.datasets.prepare import INPUT_MODES
+
+        if v not in INPUT_MODES:
+            raise ValueError(registry.unknown("input mode", v, list(INPUT_MODES)))
+        return v
 
 
 class ModelSpec(_Section):
@@ -131,14 +142,13 @@ class EvaluateSpec(_Section):
     @field_validator("shift")
     @classmethod
     def _shift(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
-        from ponder.train.evals import SHIFTS
-
         for kind, levels in v.items():
             if kind not in SHIFTS:
-                near = registry.closest(kind, list(SHIFTS))
-                raise ValueError(f"unknown shift {kind!r}" + (f"; did you mean {near[0]!r}?" if near else "") + f" (valid: {', '.join(SHIFTS)})")
+                raise ValueError(registry.unknown("shift", kind, list(SHIFTS)))
             if not levels:
                 raise ValueError(f"shift {kind!r} has no levels; give at least one")
+            if not all(math.isfinite(x) for x in levels):
+                raise ValueError(f"shift {kind!r} levels must be finite numbers")
             if kind == "scaling" and any(l <= 0 for l in levels):
                 raise ValueError("scaling levels are magnifications and must be positive")
         return v
@@ -166,11 +176,12 @@ class Study(BaseModel):
     seeds: int = Field(default=5, ge=1, le=10000)
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "loss"], min_length=1)
     reference: str | None = None
+    focus: str | None = None  # the factor the question is about; without it factors are reported by effect size
     rope: float = Field(default=0.01, ge=0.0, le=1.0)  # region of practical equivalence, in the metric's units
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
-    factors: dict[str, list[Any]] = Field(default_factory=dict)
+    factors: dict[str, list[Any]] = Field(default_factory=dict)  # "a.b+c.d" links keys: levels are [x, y] pairs
     tune: dict[str, list[Any]] = Field(default_factory=dict)
     search: dict[str, Any] = Field(default_factory=dict)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
@@ -184,13 +195,19 @@ class Study(BaseModel):
             raise ValueError(f"must be 1-64 letters, digits, '_', '-' or '.', not a path (got {v!r})")
         return v
 
+    @field_validator("question")
+    @classmethod
+    def _question(cls, v: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in v):
+            raise ValueError("must be one line of text (no line breaks or control characters)")
+        return v
+
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, v: list[str]) -> list[str]:
         for m in v:
             if m not in METRICS:
-                near = registry.closest(m, list(METRICS))
-                raise ValueError(f"unknown metric {m!r}" + (f"; did you mean {near[0]!r}?" if near else "") + f" (valid: {', '.join(METRICS)})")
+                raise ValueError(registry.unknown("metric", m, list(METRICS)))
         return v
 
     @property
@@ -230,147 +247,21 @@ class Study(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading and validation
+# Loading (validation rules: ponder.study.validate)
 
-
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
-    loc = _fmt_loc(err["loc"])
-    if err["type"] == "extra_forbidden":
-        parent: Any = model
-        for part in err["loc"][:-1]:
-            field = getattr(parent, "model_fields", {}).get(part)
-            parent = field.annotation if field is not None else None
-        valid = list(getattr(parent, "model_fields", {})) if parent is not None else []
-        valid = [v for v in valid if v != "source"]
-        near = registry.closest(str(err["loc"][-1]), valid)
-        hint = f"; did you mean {near[0]!r}?" if near else f" (valid keys: {', '.join(valid)})"
-        return f"key {loc!r} is not a known key{hint}"
-    if err["type"] == "missing":
-        return f"key {loc!r} is required"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"key {loc!r} {msg[0].lower() + msg[1:]} (found {err.get('input')!r})"
-
-
-def _check_dotted(key: str, where: str) -> tuple[str, str] | str:
-    """Split a factor/tune key like 'model.depth'; return an error text when it is not a field."""
-    section, _, field = key.partition(".")
-    if section not in SECTIONS or not field:
-        return f"{where} key {key!r} must be '<section>.<field>' with section one of {', '.join(SECTIONS)}"
-    fields = list(SECTIONS[section].model_fields)
-    if field not in fields:
-        near = registry.closest(field, fields)
-        hint = f"; did you mean '{section}.{near[0]}'?" if near else ""
-        return f"{where} key {key!r} is not a field of [{section}]{hint}"
-    return section, field
-
-
-def _check_levels(study: Study) -> list[str]:
-    """Every factor and tune level must validate inside its section."""
-    problems: list[str] = []
-    base = study.base_config()
-    for where, table in (("factors", study.factors), ("tune", study.tune)):
-        for key, levels in table.items():
-            parsed = _check_dotted(key, where)
-            if isinstance(parsed, str):
-                problems.append(parsed)
-                continue
-            section, field = parsed
-            if not levels:
-                problems.append(f"{where} key {key!r} has no levels; give at least one")
-                continue
-            if len({repr(v) for v in levels}) != len(levels):
-                problems.append(f"{where} key {key!r} repeats a level; each level must appear once")
-            for i, level in enumerate(levels):
-                trial = dict(base[section], **{field: level})
-                try:
-                    SECTIONS[section].model_validate(trial)
-                except ValidationError as exc:
-                    for e in exc.errors():
-                        problems.append(f"{where}.{key!r}[{i}]: " + _describe(e, SECTIONS[section]).replace(f"key {field!r} ", "", 1))
-    both = set(study.factors) & set(study.tune)
-    if both:
-        problems.append(f"{', '.join(sorted(both))} is both a factor and tuned; a setting is either a scientific factor or a nuisance, not both")
-    return problems
-
-
-SEARCH_KEYS = ("draws", "seed")
-SEARCH_DISTS = ("log_uniform", "uniform", "choice")
-
-
-def _check_search(study: Study) -> list[str]:
-    """``[search]``: ``draws``, optional ``seed``, and dotted keys each with one distribution."""
-    problems: list[str] = []
-    table = study.search
-    if not table:
-        return problems
-    draws = table.get("draws")
-    if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= 1000:
-        problems.append(f"search.draws must be a whole number from 1 to 1000 (found {draws!r})")
-    if "seed" in table and (not isinstance(table["seed"], int) or isinstance(table["seed"], bool)):
-        problems.append(f"search.seed must be a whole number (found {table['seed']!r})")
-    space = {k: v for k, v in table.items() if k not in SEARCH_KEYS}
-    if not space:
-        problems.append("search has no setting to draw; add e.g. \"training.lr\" = {log_uniform = [1e-4, 1e-1]}")
-    base = study.base_config()
-    for key, dist in space.items():
-        parsed = _check_dotted(key, "search")
-        if isinstance(parsed, str):
-            problems.append(parsed)
-            continue
-        if key in study.factors or key in study.tune:
-            problems.append(f"search key {key!r} is also a factor or tuned; a setting is drawn, tuned on a grid or a factor, not two of these")
-            continue
-        if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in SEARCH_DISTS:
-            problems.append(f"search key {key!r} needs one distribution: {{log_uniform = [lo, hi]}}, {{uniform = [lo, hi]}} or {{choice = [...]}} (found {dist!r})")
-            continue
-        (name, arg), = dist.items()
-        if not isinstance(arg, list) or not arg:
-            problems.append(f"search key {key!r}: {name} needs a list (found {arg!r})")
-            continue
-        if name != "choice":
-            if len(arg) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arg) or not arg[0] < arg[1]:
-                problems.append(f"search key {key!r}: {name} needs [lo, hi] with lo < hi (found {arg!r})")
-                continue
-            if name == "log_uniform" and arg[0] <= 0:
-                problems.append(f"search key {key!r}: log_uniform needs lo > 0 (found {arg[0]!r})")
-                continue
-        section, fld = parsed
-        for value in (arg if name == "choice" else arg):
-            try:
-                SECTIONS[section].model_validate(dict(base[section], **{fld: value}))
-            except ValidationError as exc:
-                problems.append(f"search.{key!r} value {value!r}: " + _describe(exc.errors()[0], SECTIONS[section]).replace(f"key {fld!r} ", "", 1))
-                break
-    return problems
-
-
-def _check_combinations(study: Study) -> list[str]:
-    problems = []
-    ts, bs = study.dataset.train_size, study.training.batch_size
-    sizes = study.factors.get("dataset.train_size", [ts])
-    for size in sizes:
-        if size is not None and bs > size and "training.batch_size" not in study.factors:
-            problems.append(f"training.batch_size = {bs} is larger than dataset.train_size = {size}; use a batch size of at most {size}")
-    if study.reference is not None and not any(study.reference == str(v) for lv in study.factors.values() for v in lv):
-        problems.append(f"reference {study.reference!r} is not a level of any factor")
-    return problems
+MAX_STUDY_BYTES = 1 << 20  # a study file is a page of TOML; 1 MiB is far beyond any real one
 
 
 def _apply_quick(raw: dict[str, Any]) -> dict[str, Any]:
+    """The study with its ``[quick]`` overrides applied (``"section.key" = value`` or ``key = value``)."""
     raw = copy.deepcopy(raw)
     for key, value in raw.get("quick", {}).items():
         head, _, rest = key.partition(".")
-        if head in ("factors", "tune") and rest:
-            raw.setdefault(head, {})[rest] = value
-        elif rest:
-            raw.setdefault(head, {})[rest] = value
+        if rest:
+            table = raw.setdefault(head, {})
+            if not isinstance(table, dict):
+                raise SpecError(f"quick key {key!r} overrides {head!r}, which is not a table")
+            table[rest] = value
         else:
             raw[head] = value
     return raw
@@ -389,18 +280,14 @@ def parse_study(raw: dict[str, Any], *, origin: str = "<study>", quick: bool = F
     Raises:
         SpecError: with every problem of the file in one sentence.
     """
-    if quick:
-        raw = _apply_quick(raw)
-    raw = dict(raw, **(overrides or {}), source=origin)
-    try:
-        study = Study.model_validate(raw)
-    except ValidationError as exc:
-        problems = [_describe(e, Study) for e in exc.errors()]
-        raise SpecError(f"{origin}: " + "; ".join(problems)) from None
-    problems = _check_levels(study) + _check_search(study) + _check_combinations(study)
-    if problems:
-        raise SpecError(f"{origin}: " + "; ".join(problems))
-    return study
+    from ponder.study.validate import check_quick, validate
+
+    if not isinstance(raw.get("quick", {}), dict):
+        raise SpecError(f"{origin}: key 'quick' must be a table of overrides, e.g. [quick] seeds = 2 "
+                        f"(found {type(raw['quick']).__name__})")
+    if not quick:  # the [quick] overrides are checked even when not applied, so --quick never surprises
+        check_quick(raw, origin)
+    return validate(_apply_quick(raw) if quick else raw, origin=origin, overrides=overrides)
 
 
 def builtin_studies() -> dict[str, str]:
@@ -419,12 +306,17 @@ def resolve_study_path(name_or_path: str) -> tuple[str, str]:
     if name_or_path.endswith(".toml") or p.suffix or "/" in name_or_path:
         if not p.is_file():
             raise SpecError(f"study file {name_or_path!r} does not exist")
-        return str(p), p.read_text(encoding="utf-8")
+        if p.stat().st_size > MAX_STUDY_BYTES:
+            raise SpecError(f"study file {name_or_path!r} is {p.stat().st_size:,} bytes; a study file is at most "
+                            f"{MAX_STUDY_BYTES:,} bytes of TOML")
+        try:
+            return str(p), p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"study file {name_or_path!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8 TOML") from None
     names = builtin_studies()
     if name_or_path not in names:
-        near = registry.closest(name_or_path, list(names))
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise SpecError(f"unknown study {name_or_path!r}{hint} (built in: {', '.join(names)}; or give a .toml path)")
+            raise SpecError(registry.unknown("study", name_or_path, list(names),
+                                         listing=f"built in: {', '.join(names)}; or give a .toml path"))
     return f"{name_or_path}.toml", resources.files("ponder.studies").joinpath(f"{name_or_path}.toml").read_text()
 
 
@@ -439,5 +331,7 @@ def load_study(name_or_path: str | Path, *, quick: bool = False, seeds: int | No
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{origin}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SpecError(f"{origin}: arrays or tables are nested too deeply to be a study") from None
     overrides = {"seeds": seeds} if seeds is not None else None
     return parse_study(raw, origin=origin, quick=quick, overrides=overrides)

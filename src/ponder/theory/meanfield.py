@@ -27,29 +27,15 @@ from scipy.optimize import brentq
 
 from ponder import registry
 from ponder.errors import PonderError
+from ponder.quadrature import PANELS as _PANELS, gauss_normal_nodes as _nodes
 
 __all__ = ["MeanField", "meanfield", "fixed_point_q", "chi1", "critical_sigma_w2", "depth_scales", "expect"]
 
-_PANELS = 400  # 3200 nodes for 1-D expectations (even: 0 is a panel edge)
-# Positively homogeneous activations: E[phi(sqrt(q) z)^2] = c q and E[phi'(.)^2] = c for every q.
-_HOMOGENEOUS = {"relu": 0.5, "leaky_relu": (1 + 0.01**2) / 2, "identity": 1.0}
-_CLOSED = tuple(_HOMOGENEOUS)
 
 
-@lru_cache(maxsize=4)
-def _nodes(panels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights for E_z[f(z)], z ~ N(0, 1): composite 8-point Gauss-Legendre on [-10, 10].
-
-    Panel edges include 0, where most activations have their kink, so piecewise-smooth
-    integrands converge fast; Gauss-Hermite nodes converge slowly across a kink.
-    """
-    x, w = np.polynomial.legendre.leggauss(8)
-    edges = np.linspace(-10.0, 10.0, panels + 1)
-    half = (edges[1:] - edges[:-1])[:, None] / 2
-    mid = (edges[1:] + edges[:-1])[:, None] / 2
-    z = (mid + half * x).ravel()
-    wz = (half * w).ravel() * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-    return z, wz
+def _homogeneous(name: str) -> float | None:
+    """c of a positively homogeneous activation (declared in its catalog facts), else None."""
+    return registry.get("activation", name).facts.homogeneous
 
 
 def _derivs(name: str, u: np.ndarray, order: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,8 +69,8 @@ def expect(name: str, q: float, what: str = "phi2", panels: int | None = None) -
 def fixed_point_q(name: str, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0) -> float:
     """The stable fixed point q* of the length map: the root of sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 - q
     by Brent's method (inf when the map diverges, as for ReLU with sigma_w^2 >= 2 and sigma_b > 0)."""
-    if name in _HOMOGENEOUS:
-        c = _HOMOGENEOUS[name]
+    c = _homogeneous(name)
+    if c is not None:
         if sigma_w2 * c < 1:
             return sigma_b2 / (1 - sigma_w2 * c)
         return q0 if sigma_w2 * c == 1 and sigma_b2 == 0 else math.inf
@@ -107,8 +93,9 @@ def fixed_point_q(name: str, sigma_w2: float, sigma_b2: float, *, q0: float = 1.
 
 def chi1(name: str, sigma_w2: float, sigma_b2: float) -> float:
     """chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]; ReLU: sigma_w^2 / 2, identity: sigma_w^2, for every q."""
-    if name in _HOMOGENEOUS:
-        return sigma_w2 * _HOMOGENEOUS[name]
+    c = _homogeneous(name)
+    if c is not None:
+        return sigma_w2 * c
     q = fixed_point_q(name, sigma_w2, sigma_b2)
     if not math.isfinite(q):
         return math.inf
@@ -122,11 +109,12 @@ def critical_sigma_w2(name: str, sigma_b2: float = 0.0, *, lo: float = 1e-3, hi:
     Raises:
         PonderError: the activation has no critical point at this sigma_b^2 in [lo, hi].
     """
-    if name in _HOMOGENEOUS:
+    c = _homogeneous(name)
+    if c is not None:
         if sigma_b2 > 0:
             raise PonderError(f"the edge of chaos of {name!r} is the single point sigma_b^2 = 0 (the length map diverges "
                               "on the critical line otherwise); use sigma_b2 = 0")
-        return 1.0 / _HOMOGENEOUS[name]
+        return 1.0 / c
     f = lambda s: chi1(name, s, sigma_b2) - 1.0  # noqa: E731
     grid = np.geomspace(lo, hi, 61)
     vals = [f(s) for s in grid]
@@ -157,7 +145,7 @@ class _CMap:
 def depth_scales(name: str, sigma_w2: float, sigma_b2: float) -> tuple[float, float, float]:
     """(xi_q, xi_c, c*): the depth scales of the length and correlation maps and the correlation fixed point."""
     c1 = chi1(name, sigma_w2, sigma_b2)
-    if name in _CLOSED:
+    if _homogeneous(name) is not None:
         xi_q = math.inf if c1 >= 1 else -1.0 / math.log(c1)
         if c1 <= 1:
             return xi_q, (math.inf if c1 == 1 else -1.0 / math.log(c1)), 1.0

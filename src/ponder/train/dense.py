@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ponder import registry
 from ponder.catalog.models import Layer
 
 __all__ = ["is_dense", "dense_step"]
@@ -23,15 +24,15 @@ def is_dense(layers: tuple[Layer, ...]) -> bool:
     return all(layer.kind == "dense" for layer in layers)
 
 
-def _act_backward(name: str, act: Callable, h: torch.Tensor, a: torch.Tensor, grad_a: torch.Tensor) -> torch.Tensor:
-    """dL/dh from dL/da: closed forms for the common activations, autograd for the rest."""
-    if name == "relu":  # fused kernels: one pass instead of building the derivative
+def _act_backward(kind: str | None, act: Callable, h: torch.Tensor, a: torch.Tensor, grad_a: torch.Tensor) -> torch.Tensor:
+    """dL/dh from dL/da: the activation's declared fused derivative (``facts.backward``), else autograd."""
+    if kind == "threshold":  # fused kernels: one pass instead of building the derivative
         return torch.ops.aten.threshold_backward(grad_a, a, 0.0)
-    if name == "tanh":
+    if kind == "tanh":
         return torch.ops.aten.tanh_backward(grad_a, a)
-    if name == "identity":
+    if kind == "identity":
         return grad_a
-    if name == "sigmoid":
+    if kind == "sigmoid":
         return torch.ops.aten.sigmoid_backward(grad_a, a)
     with torch.enable_grad():
         hh = h.detach().requires_grad_()
@@ -48,6 +49,7 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
     Writes d(mean loss over the batch)/d(params) of every model into ``grad_views`` and returns
     the per-model mean loss (M,).
     """
+    kind = registry.get("activation", act_name).facts.backward
     m, bsz = x.shape[0], x.shape[1]
     a = x.reshape(m, bsz, -1)
     saved = []  # (input to the layer, pre-activation, activation, dropout scale) per hidden layer
@@ -57,7 +59,7 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
             if not layer.hidden:
                 saved.append((a, None, None, None))
                 break
-            act_out = h.clamp_min_(0.0) if act_name == "relu" else act(h)  # relu in place: its backward needs only the output
+            act_out = h.clamp_min_(0.0) if kind == "threshold" else act(h)  # relu in place: its backward needs only the output
             scale = dropout(act_out, i) if dropout is not None else None  # inverted-dropout multiplier: mask / keep
             saved.append((a, h, act_out, scale))
             a = act_out if scale is None else act_out * scale
@@ -78,5 +80,5 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
             _, h_prev, a_prev, scale = saved[i - 1]
             if scale is not None:
                 grad_a = grad_a * scale
-            delta = _act_backward(act_name, act, h_prev, a_prev, grad_a)
+            delta = _act_backward(kind, act, h_prev, a_prev, grad_a)
     return per_model.detach()

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from ponder.catalog.models import Layer
 from ponder.errors import SpecError
 from ponder.rng import rng_for
+from ponder.study.spec import SHIFTS
 from ponder.train.engine import Params, forward
 
-__all__ = ["SHIFTS", "shift_inputs", "shift_rows", "line_losses", "LINE_POINTS", "chord_gap", "population_rows",
+__all__ = ["SHIFTS", "shift_inputs", "shift_rows", "line_losses", "LINE_POINTS", "population_rows",
            "population_predict"]
 
-SHIFTS = ("noise", "translation", "scaling")
 LINE_POINTS = 21  # alphas 0, 0.05, ..., 1
 EVAL_BATCH = 1024
 
@@ -129,20 +129,6 @@ def line_losses(p0: Params, p1: Params, layers: tuple[Layer, ...], act: Callable
     return torch.stack(out, dim=1)
 
 
-def chord_gap(losses) -> tuple[float, float]:
-    """(largest rise of the loss above the chord joining its ends, largest rise above the higher end).
-
-    Both are >= 0. For a function convex along the line the first is 0 (up to rounding); the
-    second is the barrier between the two ends (0 when the path never climbs above them).
-    """
-    import numpy as np
-
-    v = np.asarray(losses, dtype=float)
-    a = np.linspace(0, 1, len(v))
-    chord = (1 - a) * v[0] + a * v[-1]
-    return float(max(0.0, np.max(v - chord))), float(max(0.0, np.max(v) - max(v[0], v[-1])))
-
-
 def _stack(per_model: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> Params:
     return [(torch.stack([m[i][0] for m in per_model]), torch.stack([m[i][1] for m in per_model]))
             for i in range(len(per_model[0]))]
@@ -185,7 +171,7 @@ def population_rows(runs: list, records: list, layers: tuple[Layer, ...], data, 
         # share: the first LINE_BATCH test examples with true labels. Stored with the first run.
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(runs):
-            key = json.dumps({k: v for k, v in r.config.items() if k != "seed"}, sort_keys=True, default=str)
+            key = json.dumps({k: v for k, v in r.config.canonical().items() if k != "seed"}, sort_keys=True, default=str)
             groups.setdefault(key, []).append(i)
         pairs = [(g[j], g[j + 1]) for g in groups.values() for j in range(0, len(g) - 1, 2)]
         if pairs:

@@ -146,7 +146,7 @@ def parse_init(text: str) -> tuple[str, dict[str, Any]]:
 def check_params(entry: "registry.Entry", params: dict[str, Any]) -> None:
     """Refuse parameters the entry does not take, naming the closest valid one."""
     sig = inspect.signature(entry.fn)
-    allowed = [p for p, v in sig.parameters.items() if v.kind == v.KEYWORD_ONLY and p not in ("generator", "dtype", *entry.meta.get("needs", ()))]
+    allowed = [p for p, v in sig.parameters.items() if v.kind == v.KEYWORD_ONLY and p not in ("generator", "dtype", *entry.facts.needs)]
     for key in params:
         if key not in allowed:
             near = registry.closest(key, allowed)
@@ -179,7 +179,7 @@ def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
 
 def _call_layer(name: str, shape: Sequence[int], *, generator, dtype, **params):
     entry = registry.get("initializer", name)
-    if entry.meta.get("network"):
+    if entry.facts.network:
         raise CatalogError(f"initializer {name!r} initializes a whole network; give the layer sizes (ponder init {name} --layers 40,100,10)")
     if generator is None:
         raise CatalogError(f"initializer {name!r} needs an explicit generator (ponder never uses the global RNG)")
@@ -197,7 +197,7 @@ def init_layer(name: str, shape: Sequence[int], *, generator: torch.Generator, d
     if isinstance(out, tuple):
         return out
     fan_in, _ = fans_torch(shape)
-    return out, draw_bias(entry.meta.get("bias", "zeros"), int(shape[0]), fan_in, generator=generator, dtype=dtype)
+    return out, draw_bias(entry.facts.bias, int(shape[0]), fan_in, generator=generator, dtype=dtype)
 
 
 def init_network(name: str, shapes: Sequence[Sequence[int]], *, generator: torch.Generator,
@@ -208,16 +208,16 @@ def init_network(name: str, shapes: Sequence[Sequence[int]], *, generator: torch
     Args:
         shapes: Per-layer weight shapes in PyTorch layout, input layer first.
         context: What some entries need beyond shapes: ``activation`` (name) for ``critical``,
-            ``forward`` and ``batch`` for ``lsuv``. Entries declare what they use in ``meta["needs"]``.
+            ``forward`` and ``batch`` for ``lsuv``. Entries declare what they use in ``facts.needs``.
     """
     entry = registry.get("initializer", name)
     context = context or {}
-    needs = entry.meta.get("needs", ())
+    needs = entry.facts.needs
     missing = [n for n in needs if n not in context]
     if missing:
         raise CatalogError(f"initializer {name!r} needs {', '.join(missing)} to draw weights")
     extra = {n: context[n] for n in needs}
-    if entry.meta.get("network"):
+    if entry.facts.network:
         try:
             return entry.fn([tuple(s) for s in shapes], generator=generator, dtype=dtype, **extra, **params)
         except TypeError as exc:

@@ -52,8 +52,8 @@ def near_zero_table(k: float = 0.25, shape: tuple[int, int] = (256, 256), seed: 
     """Sample every random, zero-mean-capable layer initializer once and measure the near-zero fraction."""
     rows = []
     for e in registry.entries("initializer"):
-        law = e.meta.get("law")
-        if law in ("constant", "deterministic") or e.meta.get("network"):
+        law = e.facts.law
+        if law in ("constant", "deterministic") or e.facts.network:
             continue
         ctx = {"activation": "tanh"}
         (w, _), = init_network(e.name, [shape], generator=torch.Generator().manual_seed(seed), dtype=torch.float64, context=ctx)

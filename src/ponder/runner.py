@@ -1,0 +1,122 @@
+"""The study loop: plan, skip what the store has, cut into chunks, train them somewhere, write each.
+
+This is the one place where training meets the store. An :class:`~ponder.executors.Executor`
+trains chunks (here, or on Ray) and hands back records; only :func:`run_study` writes, one
+transaction per chunk, so an interrupted study keeps every finished chunk and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ponder.executors import ChunkResult, Executor, LocalExecutor
+from ponder.store import ChunkRows, RunRow, Store, environment
+from ponder.study.checks import check_plan
+from ponder.study.plan import Run, expand, populations
+from ponder.study.spec import Study
+from ponder.train.chunk import ChunkOutput, chunk_size
+
+__all__ = ["StudyRun", "run_study", "plan_chunks", "chunk_rows", "failed_rows", "KILL_AFTER_ENV"]
+
+# Test hook: with PONDER_TEST_KILL_AFTER_CHUNKS=k the process kills itself with SIGKILL right
+# after writing its k-th chunk (crash tests stop at a known point instead of sleeping).
+KILL_AFTER_ENV = "PONDER_TEST_KILL_AFTER_CHUNKS"
+
+
+@dataclass
+class StudyRun:
+    """What :func:`run_study` did."""
+
+    total: int
+    skipped: int
+    trained: int
+    failed: int
+    populations: int
+    wall_s: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # first line of each failure -> runs it failed
+
+
+def plan_chunks(pending: list[Run], *, budget: int, slots: int = 1) -> tuple[list[list[Run]], int]:
+    """Split the pending runs into chunks: populations, cut to the memory budget, and cut further
+    so that ``slots`` executors each get work (a population's share of the slots is its share of
+    the runs). With one slot, only the memory budget cuts. Returns (chunks, number of populations).
+    """
+    pops = populations(pending)
+    chunks = []
+    for pop in pops:
+        n = len(pop.runs)
+        size = min(chunk_size(pop.runs[0].config, budget), math.ceil(n / math.ceil(slots * n / len(pending))))
+        chunks += [pop.runs[start:start + size] for start in range(0, n, size)]
+    return chunks, len(pops)
+
+
+def chunk_rows(runs: list[Run], out: ChunkOutput, *, device: str) -> ChunkRows:
+    """The store rows of a trained chunk."""
+    env = json.dumps(environment(device, out.threads))
+    rows = ChunkRows([RunRow(r.id, r.config.json(), rec.status, r.population_key, len(runs), rec.diverged_epoch,
+                             steps=rec.steps, wall_s=out.wall_s / len(runs), env_json=env, n_classes=out.n_classes)
+                      for r, rec in zip(runs, out.records)], evals=out.evals)
+    for r, rec in zip(runs, out.records):
+        rows.epochs += [{"run_id": r.id, **e} for e in rec.epochs]
+        rows.layers += [{"run_id": r.id, **row} for row in rec.layers]
+    return rows
+
+
+def failed_rows(runs: list[Run], error: str) -> ChunkRows:
+    """The store rows of a chunk that failed: every run ``failed`` with the error."""
+    return ChunkRows([RunRow(r.id, r.config.json(), "failed", r.population_key, len(runs), error=error) for r in runs])
+
+
+def _write(store: Store, res: ChunkResult, device: str, errors: dict[str, int]) -> int:
+    """Write one chunk's result; returns how many of its runs failed."""
+    if res.error is None:
+        store.save_chunk(chunk_rows(res.runs, res.output, device=device))
+        return 0
+    store.save_chunk(failed_rows(res.runs, res.error))
+    first = res.error.splitlines()[0] if res.error else "unknown error"
+    errors[first] = errors.get(first, 0) + len(res.runs)
+    return len(res.runs)
+
+
+def run_study(study: Study, store: Store, *, executor: Executor | None = None, device: str = "cpu",
+              memory: int | None = None, quick: bool = False, force: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> StudyRun:
+    """Train every run of ``study`` that ``store`` does not have yet, writing each chunk as it finishes.
+
+    Args:
+        executor: Where chunks train (default: a :class:`LocalExecutor` on ``device``); it settled
+            its device when it was built. Only this function writes the store, whatever the executor.
+        device: The local executor's device when ``executor`` is None.
+        memory: Memory budget in bytes for one chunk (default: the executor's).
+        progress: Called with (runs finished so far, runs pending in total) after each chunk.
+    """
+    t0 = time.perf_counter()
+    executor = executor or LocalExecutor(device)
+    runs = expand(study)
+    check_plan(study, runs, force=force)
+    store.save_plan(name=study.name, question=study.question, spec=study.model_dump(), source=study.source,
+                    quick=quick, runs=runs)
+    done = store.finished([r.id for r in runs])
+    pending = [r for r in runs if r.id not in done]
+    chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(),
+                                 slots=executor.slots) if pending else ([], 0)
+    finished = failed = written = 0
+    errors: dict[str, int] = {}
+    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+    for res in executor.train(chunks):
+        failed += _write(store, res, executor.device, errors)
+        finished += len(res.runs)
+        written += 1
+        if kill_after and written >= kill_after:
+            os.kill(os.getpid(), 9)
+        if progress is not None:
+            progress(finished, len(pending))
+    statuses = store.runs(study.name)["status"].value_counts().to_dict()
+    return StudyRun(len(runs), len(runs) - len(pending), len(pending) - failed, failed, n_pops,
+                    time.perf_counter() - t0, statuses, errors)

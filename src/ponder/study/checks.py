@@ -1,0 +1,106 @@
+"""Plan checks: refuse impossible or absurd plans before anything is trained.
+
+They sit beside the plan because they judge it: an architecture that does not fit its data, a
+training subset larger than the pool, a shift that needs signals, an initializer parameter
+that fails, a study beyond the soft size limits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ponder.errors import LimitError, PonderError, SpecError
+from ponder.study.config import RunConfig
+from ponder.study.plan import Run, populations
+from ponder.study.spec import Study
+
+__all__ = ["check_plan", "build_layers", "LIMITS"]
+
+LIMITS = {"runs": 50_000, "params_per_model": 20_000_000, "model_epochs": 5_000_000}
+
+
+def build_layers(cfg: RunConfig) -> tuple[tuple[Any, ...], Any]:
+    """(layers, data pool) of the model a run config describes; no layers for the classic pipeline."""
+    from ponder.catalog.datasets import load_pool
+    from ponder.catalog.models import build
+
+    ds, m = cfg.dataset, cfg.model
+    pool = load_pool(ds.name, ds.options, inputs=ds.inputs)
+    return build(m.arch, pool.sample_shape, pool.n_classes, depth=m.depth, width=m.width,
+                 kernel_size=m.kernel_size), pool
+
+
+def _check_population(study: Study, cfg: RunConfig, pool: Any) -> None:
+    """One population's data checks: the training subset fits the pool, shifts fit the samples."""
+    n_pool = len(pool.y_train)
+    n_val = int(round(cfg.dataset.val_fraction * n_pool))
+    ts = cfg.dataset.train_size
+    if ts is not None and ts > n_pool - n_val:
+        raise SpecError(f"{study.source}: dataset.train_size = {ts} is more than the {n_pool - n_val} examples of "
+                        f"{cfg.dataset.name!r} left after the validation split; use at most {n_pool - n_val}")
+    spatial = [k for k in cfg.evaluate.shift if k != "noise"]
+    if spatial and len(pool.sample_shape) not in (2, 3):
+        raise SpecError(f"{study.source}: evaluate.shift.{spatial[0]} needs signals or images, {cfg.dataset.name!r} "
+                        f"has samples of shape {tuple(pool.sample_shape)}; use only noise")
+
+
+def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
+    """Refuse impossible or absurd plans before anything is trained.
+
+    Raises:
+        SpecError: an architecture does not fit its data, or a training subset is too large.
+        LimitError: the study exceeds a soft limit (lifted by ``force``).
+    """
+    from ponder.catalog.models import param_count
+
+    sizes: dict[str, int] = {}
+    for pop in populations(runs):
+        cfg = pop.runs[0].config
+        layers, pool = build_layers(cfg)
+        sizes[pop.key] = param_count(layers)
+        _check_population(study, cfg, pool)
+    _check_initializers(study, runs)
+    if force:
+        return
+    model_epochs = len(runs) * study.training.epochs
+    for what, value in (("runs", len(runs)), ("params_per_model", max(sizes.values(), default=0)),
+                        ("model_epochs", model_epochs)):
+        if value > LIMITS[what]:
+            raise LimitError(f"{study.source}: the study has {value:,} {what.replace('_', ' ')}, above the limit of "
+                             f"{LIMITS[what]:,}; shrink it or pass --force")
+
+
+def _check_initializers(study: Study, runs: list[Run]) -> None:
+    """Draw each distinct (initializer, parameters, activation) once on a small layer, so a bad parameter
+    value is refused before training rather than failing every run of its population."""
+    seen = set()
+    for r in runs:
+        m = r.config.model
+        if r.config.classical:
+            continue
+        key = (m.initializer, json.dumps(m.init_params, sort_keys=True, default=str), m.activation)
+        if key not in seen:
+            seen.add(key)
+            _try_initializer(study, m.initializer, m.init_params, m.activation)
+
+
+def _try_initializer(study: Study, initializer: str, init_params: dict[str, Any], activation: str) -> None:
+    import torch
+
+    from ponder import registry
+    from ponder.catalog.initializers.base import dense_forward, init_network, parse_init
+
+    name, params = parse_init(initializer)
+    params = {**init_params, **params}
+    fwd = dense_forward(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)),
+                        registry.get("activation", activation).fn)
+    try:
+        init_network(name, [(3, 4), (2, 3)], generator=torch.Generator().manual_seed(0),
+                     context={"activation": activation, "forward": fwd}, **params)
+    except PonderError as exc:
+        raise SpecError(f"{study.source}: model.initializer {initializer!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  (bad parameter values surface as arbitrary errors)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise SpecError(f"{study.source}: model.initializer {initializer!r} with parameters {params} fails: "
+                        f"{type(exc).__name__}: {first}") from None

@@ -1,0 +1,210 @@
+"""Validation of a study file: every value through the typed field it sets, every problem in one pass.
+
+Factor, tune, search and ``[quick]`` values go through the same section models as the fixed
+settings (coerced as pydantic coerces them, ``"2"`` -> 2 for a depth, or refused), and levels
+that are equal after that are refused as duplicates. The result is one sentence naming the file,
+each key, what was found and what would be right.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ponder import registry
+from ponder.errors import SpecError
+from ponder.study.spec import SEARCH_KEYS, SECTIONS, Study
+
+__all__ = ["validate", "check_quick", "SEARCH_DISTS", "split_key"]
+
+SEARCH_DISTS = ("log_uniform", "uniform", "choice")
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = _fmt_loc(err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent: Any = model
+        for part in err["loc"][:-1]:
+            field = getattr(parent, "model_fields", {}).get(part)
+            parent = field.annotation if field is not None else None
+        valid = [v for v in getattr(parent, "model_fields", {}) if v != "source"] if parent is not None else []
+        near = registry.closest(str(err["loc"][-1]), valid)
+        hint = f"; did you mean {near[0]!r}?" if near else f" (valid keys: {', '.join(valid)})"
+        return f"key {loc!r} is not a known key{hint}"
+    if err["type"] == "missing":
+        return f"key {loc!r} is required"
+    msg = err["msg"].removeprefix("Value error, ")
+    found = repr(err.get("input"))
+    return f"key {loc!r} {msg[0].lower() + msg[1:]} (found {found[:80] + '...' if len(found) > 80 else found})"
+
+
+def split_key(key: str, where: str) -> list[tuple[str, str]] | str:
+    """``"model.depth"`` -> [("model", "depth")]; a linked ``"a.b+c.d"`` gives one pair per key; an error text
+    when a part is not a field."""
+    out = []
+    for part in key.split("+"):
+        section, _, field = part.partition(".")
+        if section not in SECTIONS or not field:
+            return f"{where} key {key!r} must be '<section>.<field>' with section one of {', '.join(SECTIONS)}"
+        fields = list(SECTIONS[section].model_fields)
+        if field not in fields:
+            near = registry.closest(field, fields)
+            hint = f"; did you mean '{section}.{near[0]}'?" if near else ""
+            return f"{where} key {part!r} is not a field of [{section}]{hint}"
+        out.append((section, field))
+    if len(set(out)) != len(out):
+        return f"{where} key {key!r} links the same setting twice"
+    return out
+
+
+def _normalize(base: dict[str, Any], section: str, field: str, value: Any, where: str) -> tuple[Any, list[str]]:
+    """The value as the section's typed field holds it, or the problems that refuse it."""
+    try:
+        typed = SECTIONS[section].model_validate(dict(base[section], **{field: value}))
+    except ValidationError as exc:
+        return None, [f"{where}: " + _describe(e, SECTIONS[section]).replace(f"key {field!r} ", "", 1)
+                      for e in exc.errors()]
+    return getattr(typed, field), []
+
+
+def _levels(study: Study, table: dict[str, list[Any]], where: str) -> tuple[dict[str, list[Any]], list[str]]:
+    """Every level of a factor or tune table normalized through its typed field; duplicates refused."""
+    problems: list[str] = []
+    base = study.base_config()
+    out: dict[str, list[Any]] = {}
+    for key, levels in table.items():
+        parts = split_key(key, where)
+        if isinstance(parts, str):
+            problems.append(parts)
+            continue
+        if not isinstance(levels, list) or not levels:
+            problems.append(f"{where} key {key!r} has no levels; give a list with at least one")
+            continue
+        normal = []
+        for i, level in enumerate(levels):
+            values = level if len(parts) > 1 else [level]
+            if len(parts) > 1 and (not isinstance(level, list) or len(level) != len(parts)):
+                problems.append(f"{where}.{key!r}[{i}] must be a list of {len(parts)} values, one per linked key "
+                                f"(found {level!r})")
+                continue
+            got = [_normalize(base, s, f, v, f"{where}.{key!r}[{i}]") for (s, f), v in zip(parts, values)]
+            problems += [p for _, errs in got for p in errs]
+            normal.append([v for v, _ in got] if len(parts) > 1 else got[0][0])
+        dumped = [json.dumps(v, sort_keys=True, default=str) for v in normal]
+        if len(set(dumped)) != len(dumped):
+            problems.append(f"{where} key {key!r} repeats a level (after reading each as its type, e.g. 1 and 1.0); "
+                            "each level must appear once")
+        out[key] = normal
+    return out, problems
+
+
+def _check_overlap(study: Study) -> list[str]:
+    keys = {"factors": {k for key in study.factors for k in key.split("+")}, "tune": set(study.tune),
+            "search": {k for k in study.search if k not in SEARCH_KEYS}}
+    both = (keys["factors"] & keys["tune"]) | (keys["factors"] & keys["search"]) | (keys["tune"] & keys["search"])
+    if both:
+        return [f"{', '.join(sorted(both))} is set in two of factors, tune and search; a setting is a scientific "
+                "factor, tuned on a grid or drawn at random, one of these"]
+    return []
+
+
+def _check_search(study: Study) -> list[str]:
+    """``[search]``: ``draws``, optional ``seed``, and dotted keys each with one distribution."""
+    table = study.search
+    if not table:
+        return []
+    problems: list[str] = []
+    draws = table.get("draws")
+    if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= 1000:
+        problems.append(f"search.draws must be a whole number from 1 to 1000 (found {draws!r})")
+    if "seed" in table and (not isinstance(table["seed"], int) or isinstance(table["seed"], bool)):
+        problems.append(f"search.seed must be a whole number (found {table['seed']!r})")
+    space = {k: v for k, v in table.items() if k not in SEARCH_KEYS}
+    if not space:
+        problems.append("search has no setting to draw; add e.g. \"training.lr\" = {log_uniform = [1e-4, 1e-1]}")
+    for key, dist in space.items():
+        problems += _check_distribution(study, key, dist)
+    return problems
+
+
+def _check_distribution(study: Study, key: str, dist: Any) -> list[str]:
+    parts = split_key(key, "search")
+    if isinstance(parts, str):
+        return [parts]
+    if len(parts) > 1:
+        return [f"search key {key!r} links keys; draw each setting on its own"]
+    if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in SEARCH_DISTS:
+        return [f"search key {key!r} needs one distribution: {{log_uniform = [lo, hi]}}, {{uniform = [lo, hi]}} "
+                f"or {{choice = [...]}} (found {dist!r})"]
+    (name, arg), = dist.items()
+    if not isinstance(arg, list) or not arg:
+        return [f"search key {key!r}: {name} needs a list (found {arg!r})"]
+    if name != "choice":
+        if len(arg) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arg) \
+                or not arg[0] < arg[1]:
+            return [f"search key {key!r}: {name} needs [lo, hi] with lo < hi (found {arg!r})"]
+        if name == "log_uniform" and arg[0] <= 0:
+            return [f"search key {key!r}: log_uniform needs lo > 0 (found {arg[0]!r})"]
+    (section, fld), = parts
+    base = study.base_config()
+    for value in arg:
+        _, errs = _normalize(base, section, fld, value, f"search.{key!r} value {value!r}")
+        if errs:
+            return errs[:1]
+    return []
+
+
+def _check_combinations(study: Study) -> list[str]:
+    problems = []
+    bs = study.training.batch_size
+    for size in study.factors.get("dataset.train_size", [study.dataset.train_size]):
+        if size is not None and bs > size and "training.batch_size" not in study.factors:
+            problems.append(f"training.batch_size = {bs} is larger than dataset.train_size = {size}; "
+                            f"use a batch size of at most {size}")
+    levels = [str(v) for lv in study.factors.values() for v in lv]
+    levels += ["+".join(str(x) for x in v) for lv in study.factors.values() for v in lv if isinstance(v, list)]
+    if study.reference is not None and study.reference not in levels:
+        problems.append(registry.unknown("reference level", study.reference, levels))
+    if study.focus is not None and study.focus not in study.factors:
+        problems.append(registry.unknown("focus factor", study.focus, list(study.factors)))
+    return problems
+
+
+def validate(raw: dict[str, Any], *, origin: str, overrides: dict[str, Any] | None = None) -> Study:
+    """The validated :class:`Study` of a parsed TOML document (``[quick]`` already applied if wanted).
+
+    Raises:
+        SpecError: with every problem of the file in one sentence.
+    """
+    raw = dict(raw, **(overrides or {}), source=origin)
+    try:
+        study = Study.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{origin}: " + "; ".join(_describe(e, Study) for e in exc.errors())) from None
+    factors, problems = _levels(study, study.factors, "factors")
+    tune, more = _levels(study, study.tune, "tune")
+    problems += more + _check_overlap(study) + _check_search(study) + _check_combinations(study)
+    if problems:
+        raise SpecError(f"{origin}: " + "; ".join(problems))
+    return study.model_copy(update={"factors": factors, "tune": tune})
+
+
+def check_quick(raw: dict[str, Any], origin: str) -> None:
+    """Refuse a ``[quick]`` table whose overrides would not validate, even when ``--quick`` is not given."""
+    from ponder.study.spec import _apply_quick
+
+    if not raw.get("quick"):
+        return
+    try:
+        validate(_apply_quick(raw), origin=origin)
+    except SpecError as exc:
+        raise SpecError(f"{str(exc).split(': ', 1)[0]}: with its [quick] overrides: {str(exc).split(': ', 1)[-1]}") from None
