@@ -84,7 +84,3 @@ def _conv(layer: Layer, w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> to
     y = conv(xx, w.reshape(m * out, *w.shape[2:]), b.reshape(-1), stride=layer.stride,
              padding=layer.padding, groups=m)  # (B, M*out, *spatial')
     return y.reshape(bsz, m, out, *y.shape[2:]).transpose(0, 1)  # (M, B, out, *spatial')
-
-
-# ---------------------------------------------------------------------------------------------
-# Optimizers: pure functions over stacked tensors, one learning rate and decay per model.

@@ -1,12 +1,17 @@
 """Train a population: the loop a reader can follow top to bottom.
 
+    state = init_state(...)                    every model draws its initial weights
+    log_epoch(state, epoch 0)                  evaluate train / val / test, probe every layer
     for each epoch:
-        each seed draws its data order (the same for every arm with that seed)
+        order = epoch_order(state)             each seed shuffles its data (the same for every arm with that seed)
         for each minibatch:
-            gather each model's batch, forward all models, per-model loss
-            backward, optimizer step for the models still training
-            every `check_every` steps: mark models whose loss went NaN/inf as diverged
-        evaluate train / validation / test loss and accuracy, and probe every layer
+            train_step(state, batch)           forward all models, per-model loss, backward, optimizer step
+            check_divergence(state)            every `check_every` steps: freeze models whose loss went NaN/inf
+        log_epoch(state, epoch)
+    finish(state) -> one RunRecord per model
+
+The loop itself is :func:`train_population`; everything that changes while training lives in
+one :class:`PopulationState`, and every named step above is a small function of it.
 """
 
 from __future__ import annotations
@@ -21,14 +26,14 @@ from ponder.catalog.models import Layer
 from ponder.rng import rng_for
 from ponder.train.data import PopulationData
 from ponder.train.dense import dense_step, is_dense
-from ponder.train.engine import Params, forward, init_population, layer_output
-from ponder.train.optim import flatten, opt_init, opt_step
-from ponder.train.probes import layer_stats
+from ponder.train.engine import forward, init_population, layer_output
+from ponder.train.metrics import evaluate
+from ponder.train.optim import Flat, OptState, flatten, opt_init, opt_step
+from ponder.train.probes import probe
 
 __all__ = ["ModelSettings", "RunRecord", "train_population"]
 
-EVAL_CHUNK = 2048  # examples per evaluation forward pass
-PROBE_SIZE = 256  # examples in the fixed probe batch
+LSUV_BATCH = 256  # examples of the model's own training set that data-dependent initializers see
 
 
 @dataclass(frozen=True)
@@ -56,36 +61,159 @@ class RunRecord:
     init: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # initial (W, b) per layer, if kept
 
 
-LSUV_BATCH = 256  # examples of the model's own training set that data-dependent initializers see
+@dataclass(frozen=True)
+class Network:
+    """What every model of the population shares: the layers and the activation."""
+
+    layers: tuple[Layer, ...]
+    act: Callable[[torch.Tensor], torch.Tensor]
+    act_name: str
+    dense: bool  # MLP: the hand-written backward writes straight into the gradient buffer
 
 
-def _init_context(layers, act, activation: str, data: PopulationData, m: int, dtype) -> dict[str, Any]:
+@dataclass
+class PopulationState:
+    """Everything that changes while a population trains, plus the per-model settings it trains with."""
+
+    flat: Flat  # one parameter buffer (P * M,); flat.views are the per-layer (W (M, out, ...), b (M, out))
+    opt: OptState  # moment buffers, same layout as flat.data
+    grad: torch.Tensor  # (P * M,) gradient buffer; grad_views are its per-layer views
+    grad_views: list[tuple[torch.Tensor, torch.Tensor]]
+    lr: torch.Tensor  # (P * M,) per-element learning rate
+    weight_decay: torch.Tensor | None  # (P * M,) per-element L2 coefficient; None when every model has 0
+    momentum: float
+    p_drop: torch.Tensor  # (M,) dropout probability of hidden units
+    any_dropout: bool  # some model uses dropout: draw masks (else skip the draws)
+    seed_ix: torch.Tensor  # (M,) model -> index of its seed in order_gens / drop_gens
+    order_gens: list[torch.Generator]  # one data-order stream per distinct seed
+    drop_gens: list[torch.Generator]  # one dropout-mask stream per distinct seed
+    active: torch.Tensor  # (M,) bool: still training (not diverged)
+    keep: torch.Tensor | None  # (P * M,) bool expansion of `active`; None until the first divergence
+    loss_sum: torch.Tensor  # (M,) training loss summed since the last divergence check
+    records: list[RunRecord]
+    initial: list[tuple[torch.Tensor, torch.Tensor]] | None  # initial (W, b) per layer, if kept
+    step: int = 0
+
+    @property
+    def leaves(self) -> list[torch.Tensor]:
+        """The autograd leaves W0, b0, W1, b1, ... (views into the flat buffer)."""
+        return [t for pair in self.flat.views for t in pair]
+
+    def dropout_mult(self, a: torch.Tensor, layer: int) -> torch.Tensor:
+        """Inverted-dropout multiplier (mask / keep probability) for the hidden activation a (M, B, ...)."""
+        # One uniform draw per seed; every arm with that seed sees the same mask pattern.
+        u = torch.stack([torch.rand(a.shape[1:], generator=g, device=a.device, dtype=a.dtype)
+                         for g in self.drop_gens])[self.seed_ix]
+        keep_p = (1 - self.p_drop).view(len(self.records), *([1] * (a.dim() - 1)))
+        return (u >= (1 - keep_p)) / keep_p
+
+    def dropout(self, a: torch.Tensor, layer: int) -> torch.Tensor:
+        return a * self.dropout_mult(a, layer)
+
+
+def _init_context(net: Network, data: PopulationData, m: int, dtype: torch.dtype) -> dict[str, Any]:
     """What data-dependent initializers need: the activation's name and a one-model forward on a real batch."""
     x = data.x_pool[data.train_idx[m, :LSUV_BATCH]].unsqueeze(0).to("cpu", dtype)  # (1, B, *sample)
 
     @torch.no_grad()
     def fwd(params1, upto: int, post: bool) -> torch.Tensor:
-        return layer_output(params1, layers, x, act, upto, post)
+        return layer_output(params1, net.layers, x, net.act, upto, post)
 
-    return {"activation": activation, "forward": fwd}
-
-
-def _per_model_loss(loss_fn, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return loss_fn(logits, y).mean(dim=1)  # (M,)
+    return {"activation": net.act_name, "forward": fwd}
 
 
-@torch.no_grad()
-def _evaluate(params: Params, layers, act, loss_fn, x_of: Callable[[slice], torch.Tensor],
-              y_of: Callable[[slice], torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and accuracy (M,) over n examples, in chunks."""
-    tot_loss, tot_acc = 0.0, 0.0
-    for start in range(0, n, EVAL_CHUNK):
-        sl = slice(start, min(n, start + EVAL_CHUNK))
-        logits = forward(params, layers, x_of(sl), act)
-        y = y_of(sl)
-        tot_loss = tot_loss + loss_fn(logits, y).sum(1)
-        tot_acc = tot_acc + (logits.argmax(-1) == y).sum(1).to(logits.dtype)
-    return tot_loss / n, tot_acc / n
+def init_state(net: Network, models: list[ModelSettings], data: PopulationData, *, optimizer: str, momentum: float,
+               dtype: torch.dtype, keep_params: bool) -> PopulationState:
+    """Draw every model's initial weights (each from its own seed's stream) and zero the optimizer state."""
+    dev = data.x_pool.device
+    seeds = sorted({m.seed for m in models})
+    contexts = [_init_context(net, data, m, dtype) for m in range(len(models))]
+    params = init_population(net.layers, [(m.initializer, m.init_params) for m in models],
+                             [rng_for(m.seed, "init") for m in models], dtype, contexts)
+    flat = flatten([(w.to(dev), b.to(dev)) for w, b in params])
+
+    def per_element(values: list[float]) -> torch.Tensor:
+        return flat.per_element(torch.tensor(values, dtype=dtype, device=dev))
+
+    wd = per_element([m.weight_decay for m in models])
+    p_drop = torch.tensor([m.dropout for m in models], dtype=dtype, device=dev)
+    grad = torch.zeros_like(flat.data)
+    return PopulationState(
+        flat=flat, opt=opt_init(optimizer, flat.data), grad=grad, grad_views=flat.grad_views(grad),
+        lr=per_element([m.lr for m in models]), weight_decay=wd if bool((wd != 0).any()) else None, momentum=momentum,
+        p_drop=p_drop, any_dropout=bool((p_drop > 0).any()),
+        seed_ix=torch.tensor([seeds.index(m.seed) for m in models], device=dev),
+        order_gens=[rng_for(s, "order", dev) for s in seeds], drop_gens=[rng_for(s, "dropout", dev) for s in seeds],
+        active=torch.ones(len(models), dtype=torch.bool, device=dev), keep=None,
+        loss_sum=torch.zeros(len(models), dtype=dtype, device=dev), records=[RunRecord("ok", None) for _ in models],
+        initial=[(w.clone(), b.clone()) for w, b in params] if keep_params else None)
+
+
+def loss_stage(epoch: int, *, epochs: int, stages: int, switch: float) -> int:
+    """Which loss of a schedule ``first>second`` trains epoch ``epoch`` (and scores its evaluation).
+
+    The first loss for the first ``switch`` fraction of the epochs (at least one, and never all),
+    the second for the rest. Epoch 0 (the evaluation before training) always uses the first.
+    """
+    if stages == 1 or epoch == 0:
+        return 0
+    switch_epoch = min(epochs - 1, max(1, round(switch * epochs)))
+    return 0 if epoch <= switch_epoch else 1
+
+
+def epoch_order(state: PopulationState, data: PopulationData) -> torch.Tensor:
+    """This epoch's (M, n_train) pool indices: one shuffle per seed, shared by every arm with that seed."""
+    n_train = data.train_idx.shape[1]
+    perms = torch.stack([torch.randperm(n_train, generator=g, device=data.x_pool.device)
+                         for g in state.order_gens])[state.seed_ix]  # (M, n_train)
+    return data.train_idx.gather(1, perms)
+
+
+def train_step(state: PopulationState, net: Network, xb: torch.Tensor, yb: torch.Tensor, *, loss_fn: Callable) -> None:
+    """One minibatch for every model: forward, per-model mean loss, backward, optimizer step (the active models)."""
+    if net.dense:  # gradients straight into the flat buffer
+        per_model = dense_step(state.flat.views, state.grad_views, net.layers, xb, yb, act=net.act, act_name=net.act_name,
+                               loss_fn=loss_fn, dropout=state.dropout_mult if state.any_dropout else None)  # (M,)
+        grad = state.grad
+    else:
+        logits = forward(state.flat.views, net.layers, xb, net.act, dropout=state.dropout if state.any_dropout else None)
+        per_model = loss_fn(logits, yb).mean(dim=1)  # (M,)
+        grad = state.flat.flat_grad(torch.autograd.grad(per_model.sum(), state.leaves))
+    opt_step(state.opt, state.flat.data, grad, lr=state.lr, weight_decay=state.weight_decay, momentum=state.momentum,
+             keep=state.keep)
+    state.loss_sum += per_model.detach()
+    state.step += 1
+
+
+def check_divergence(state: PopulationState, epoch: int) -> None:
+    """Mark models whose loss since the last check is NaN/inf as diverged; their weights stop changing."""
+    bad = ~torch.isfinite(state.loss_sum) & state.active  # (M,)
+    if bool(bad.any()):
+        for m in bad.nonzero().flatten().tolist():
+            state.records[m].status, state.records[m].diverged_epoch = "diverged", epoch
+        state.active &= ~bad
+        state.keep = state.flat.per_element(state.active)
+    state.loss_sum.zero_()
+
+
+def log_epoch(state: PopulationState, net: Network, data: PopulationData, epoch: int, *, loss_fn: Callable,
+              probes: bool) -> None:
+    """Append every model's train / val / test loss and accuracy, and its layer probes, to its record."""
+    for rec, row in zip(state.records, evaluate(state.flat.views, net.layers, net.act, loss_fn, data)):
+        rec.epochs.append({"epoch": epoch, **row})
+    if probes:
+        for rec, rows in zip(state.records, probe(state.flat.views, net.layers, net.act, loss_fn, data)):
+            rec.layers += [{"epoch": epoch, "layer": li, **row} for li, row in enumerate(rows)]
+
+
+def finish(state: PopulationState) -> list[RunRecord]:
+    """Close the records: steps taken and, when kept, each model's initial and final weights."""
+    for m, rec in enumerate(state.records):
+        rec.steps = state.step
+        if state.initial is not None:
+            rec.params = [(w[m].detach().clone(), b[m].detach().clone()) for w, b in state.flat.views]
+            rec.init = [(w[m], b[m]) for w, b in state.initial]
+    return state.records
 
 
 def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], data: PopulationData, *,
@@ -98,109 +226,19 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     of the epochs (at least one), the second for the rest (Golik et al. 2013 fine-tune a
     cross-entropy-trained net with squared error this way). Each epoch logs the loss it trained on.
     """
-    dev = data.x_pool.device
-    act = registry.get("activation", activation).fn
-    stages = [registry.get("loss", part).fn for part in loss.split(">")]
-    switch_epoch = min(epochs - 1, max(1, round(switch * epochs))) if len(stages) == 2 else epochs
-    loss_fn = stages[0]
-    M = len(models)
-    seeds = sorted({m.seed for m in models})
-    seed_ix = torch.tensor([seeds.index(m.seed) for m in models], device=dev)  # (M,)
-    order_gens = [rng_for(s, "order", dev) for s in seeds]
-    drop_gens = [rng_for(s, "dropout", dev) for s in seeds]
-    init_gens = [rng_for(m.seed, "init") for m in models]
-    contexts = [_init_context(layers, act, activation, data, m, dtype) for m in range(M)]
-    params = init_population(layers, [(m.initializer, m.init_params) for m in models], init_gens, dtype, contexts)
-    initial = [(w.clone(), b.clone()) for w, b in params] if keep_params else None
-    flat = flatten([(w.to(dev), b.to(dev)) for w, b in params])  # one buffer + per-layer (M, ...) leaf views
-    params = flat.views
-    leaves = [t for pair in params for t in pair]
-    state = opt_init(optimizer, flat.data)
-    fast = is_dense(layers)  # MLPs: hand-written backward straight into the gradient buffer
-    grad_buf = torch.zeros_like(flat.data)
-    grad_views = flat.grad_views(grad_buf)
-    lr = flat.per_element(torch.tensor([m.lr for m in models], dtype=dtype, device=dev))
-    wd = flat.per_element(torch.tensor([m.weight_decay for m in models], dtype=dtype, device=dev))
-    p_drop = torch.tensor([m.dropout for m in models], dtype=dtype, device=dev)
-    any_dropout = bool((p_drop > 0).any())
-    wd_or_none = wd if bool((wd != 0).any()) else None
-    active = torch.ones(M, dtype=torch.bool, device=dev)
-    keep = None  # per-element "still training" mask, built at the first divergence
-    diverged_at: list[int | None] = [None] * M
-    records = [RunRecord("ok", None) for _ in models]
+    net = Network(layers, registry.get("activation", activation).fn, activation, is_dense(layers))
+    losses = [registry.get("loss", part).fn for part in loss.split(">")]
     n_train = data.train_idx.shape[1]
-    ar = torch.arange(M, device=dev)
-
-    def drop_mult(a: torch.Tensor, layer: int) -> torch.Tensor:
-        # One uniform draw per seed; every arm with that seed sees the same mask pattern.
-        u = torch.stack([torch.rand(a.shape[1:], generator=g, device=dev, dtype=a.dtype) for g in drop_gens])[seed_ix]
-        keep_p = (1 - p_drop).view(M, *([1] * (a.dim() - 1)))
-        return (u >= (1 - keep_p)) / keep_p  # inverted dropout: mask / keep probability
-
-    def dropout(a: torch.Tensor, layer: int) -> torch.Tensor:
-        return a * drop_mult(a, layer)
-
-    def log_epoch(epoch: int) -> None:
-        train_x = lambda sl: data.x_pool[data.train_idx[:, sl]]  # noqa: E731
-        train_y = lambda sl: data.labels.gather(1, data.train_idx[:, sl])  # noqa: E731
-        val_x = lambda sl: data.x_pool[data.val_idx[:, sl]]  # noqa: E731
-        val_y = lambda sl: data.clean[data.val_idx[:, sl]]  # noqa: E731
-        test_x = lambda sl: data.x_test[sl].unsqueeze(0).expand(M, *data.x_test[sl].shape)  # noqa: E731
-        test_y = lambda sl: data.y_test[sl].unsqueeze(0).expand(M, -1)  # noqa: E731
-        rows = {}
-        for split_name, xo, yo, n in (("train", train_x, train_y, n_train), ("val", val_x, val_y, data.val_idx.shape[1]),
-                                      ("test", test_x, test_y, len(data.y_test))):
-            if n == 0:
-                rows[split_name] = (torch.full((M,), float("nan")),) * 2
-                continue
-            l, a = _evaluate(params, layers, act, loss_fn, xo, yo, n)
-            rows[split_name] = (l.cpu(), a.cpu())
-        for m in range(M):
-            records[m].epochs.append({"epoch": epoch, **{f"{s}_{k}": float(rows[s][j][m]) for s in rows
-                                                         for j, k in enumerate(("loss", "acc"))}})
-        if probes:
-            stats = layer_stats(params, layers, act, loss_fn, data.x_pool[data.train_idx[:, :PROBE_SIZE]],
-                                data.labels.gather(1, data.train_idx[:, :PROBE_SIZE]))
-            for m in range(M):
-                for li, row in enumerate(stats):
-                    records[m].layers.append({"epoch": epoch, "layer": li, **{k: float(v[m]) for k, v in row.items()}})
-
-    log_epoch(0)
-    step = 0
-    loss_sum = torch.zeros(M, dtype=dtype, device=dev)
+    state = init_state(net, models, data, optimizer=optimizer, momentum=momentum, dtype=dtype, keep_params=keep_params)
+    log_epoch(state, net, data, 0, loss_fn=losses[0], probes=probes)  # the models as initialized
     for epoch in range(1, epochs + 1):
-        if epoch == switch_epoch + 1:
-            loss_fn = stages[-1]
-        perms = torch.stack([torch.randperm(n_train, generator=g, device=dev) for g in order_gens])[seed_ix]  # (M, n)
-        epoch_idx = data.train_idx.gather(1, perms)  # (M, n_train) pool indices in this epoch's order
+        loss_fn = losses[loss_stage(epoch, epochs=epochs, stages=len(losses), switch=switch)]  # this epoch's loss
+        order = epoch_order(state, data)  # (M, n_train) pool indices, one shuffle per seed
         for start in range(0, n_train, batch_size):
-            idx = epoch_idx[:, start:start + batch_size]  # (M, B)
-            xb, yb = data.x_pool[idx], data.labels[ar[:, None], idx]  # (M, B, *sample), (M, B)
-            if fast:
-                per_model = dense_step(params, grad_views, layers, xb, yb, act=act, act_name=activation, loss_fn=loss_fn,
-                                       dropout=drop_mult if any_dropout else None)  # (M,)
-                grad = grad_buf
-            else:
-                logits = forward(params, layers, xb, act, dropout=dropout if any_dropout else None)
-                per_model = _per_model_loss(loss_fn, logits, yb)  # (M,)
-                grad = flat.flat_grad(torch.autograd.grad(per_model.sum(), leaves))
-            opt_step(state, flat.data, grad, lr=lr, weight_decay=wd_or_none, momentum=momentum, keep=keep)
-            loss_sum += per_model.detach()
-            step += 1
-            if step % check_every == 0 or start + batch_size >= n_train:
-                bad = ~torch.isfinite(loss_sum) & active
-                if bool(bad.any()):
-                    for m in bad.nonzero().flatten().tolist():
-                        diverged_at[m] = epoch
-                    active &= ~bad
-                    keep = flat.per_element(active)
-                loss_sum.zero_()
-        log_epoch(epoch)
-    for m in range(M):
-        records[m].steps = step
-        if diverged_at[m] is not None:
-            records[m].status, records[m].diverged_epoch = "diverged", diverged_at[m]
-        if keep_params:
-            records[m].params = [(w[m].detach().clone(), b[m].detach().clone()) for w, b in params]
-            records[m].init = [(w[m], b[m]) for w, b in initial]
-    return records
+            idx = order[:, start:start + batch_size]  # (M, B)
+            xb, yb = data.x_pool[idx], data.labels.gather(1, idx)  # (M, B, *sample), (M, B)
+            train_step(state, net, xb, yb, loss_fn=loss_fn)  # forward, backward, update the active models
+            if state.step % check_every == 0 or start + batch_size >= n_train:
+                check_divergence(state, epoch)  # freeze models whose loss went NaN/inf
+        log_epoch(state, net, data, epoch, loss_fn=loss_fn, probes=probes)  # evaluate and probe
+    return finish(state)

@@ -80,6 +80,17 @@ def opt_step(state: OptState, data: torch.Tensor, grad: torch.Tensor, *, lr: tor
              momentum: float, keep: torch.Tensor | None = None) -> None:
     """Update ``data`` in place by PyTorch's SGD, SGD-with-momentum or Adam rule.
 
+    With ``g = grad + weight_decay * data`` (L2 decay, coupled: it enters the moments), per element:
+
+    - ``sgd``: ``p <- p - lr g``; ``torch.optim.SGD(lr, weight_decay=wd)``.
+    - ``momentum`` (heavy ball, learning rate outside the buffer): ``v <- momentum v + g``,
+      ``p <- p - lr v`` from ``v = 0``; ``torch.optim.SGD(lr, momentum, dampening=0,
+      nesterov=False, weight_decay=wd)``.
+    - ``adam``: betas (0.9, 0.999), eps 1e-8 added after the bias-corrected square root;
+      ``torch.optim.Adam(lr, weight_decay=wd)``, not ``AdamW`` (whose decay is decoupled).
+
+    tests/test_optim_torch.py checks each, per model, against those torch optimizers.
+
     Args:
         lr, weight_decay: per-element buffers (:meth:`Flat.per_element`); decay is L2 added to
             the gradient, as ``torch.optim`` does; None means no decay.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from ponder.train.data import PopulationData
 from ponder.train.engine import Params, forward
 
-__all__ = ["layer_stats"]
+__all__ = ["PROBE_SIZE", "layer_stats", "probe"]
+
+PROBE_SIZE = 256  # examples in the fixed probe batch: the first of each model's training set
 
 
 def layer_stats(params: Params, layers, act, loss_fn, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, torch.Tensor]]:
@@ -45,3 +48,13 @@ def layer_stats(params: Params, layers, act, loss_fn, x: torch.Tensor, y: torch.
                 rows.append({"preact_std": lg.std(dim=(1, 2)), "act_mean": nan, "act_std": nan, "zero_frac": nan,
                              "dead_frac": nan, "grad_norm": gnorm, **weight})
     return [{k: v.detach().cpu() for k, v in r.items()} for r in rows]
+
+
+def probe(params: Params, layers, act, loss_fn, data: PopulationData) -> list[list[dict[str, float]]]:
+    """:func:`layer_stats` on each model's first PROBE_SIZE training examples, as one list of rows per model.
+
+    Row ``[m][i]`` holds layer ``i``'s statistics for model ``m``, as plain floats.
+    """
+    idx = data.train_idx[:, :PROBE_SIZE]  # (M, B)
+    stats = layer_stats(params, layers, act, loss_fn, data.x_pool[idx], data.labels.gather(1, idx))
+    return [[{k: float(v[m]) for k, v in row.items()} for row in stats] for m in range(params[0][0].shape[0])]

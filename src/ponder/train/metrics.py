@@ -1,0 +1,70 @@
+"""Evaluation during training: every model's loss and accuracy on its train, validation and test examples.
+
+Train and validation examples are each model's own (its split, its possibly noisy training
+labels; validation scores against the clean labels). The test set is shared by all models.
+Nothing here draws random numbers, so evaluating never changes a run's later numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+from ponder.catalog.models import Layer
+from ponder.train.data import PopulationData
+from ponder.train.engine import Params, forward
+
+__all__ = ["EVAL_CHUNK", "SPLITS", "evaluate"]
+
+EVAL_CHUNK = 2048  # examples per evaluation forward pass
+SPLITS = ("train", "val", "test")  # in the order their columns appear in a record's epoch row
+
+
+def _split_size(data: PopulationData, split: str) -> int:
+    return {"train": data.train_idx.shape[1], "val": data.val_idx.shape[1], "test": len(data.y_test)}[split]
+
+
+def _chunks(data: PopulationData, split: str, m: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Inputs ``(M, C, *sample)`` and labels ``(M, C)`` of one split, EVAL_CHUNK examples at a time."""
+    n = _split_size(data, split)
+    for start in range(0, n, EVAL_CHUNK):
+        sl = slice(start, min(n, start + EVAL_CHUNK))
+        if split == "test":  # one shared test set, seen by every model
+            yield data.x_test[sl].unsqueeze(0).expand(m, *data.x_test[sl].shape), data.y_test[sl].unsqueeze(0).expand(m, -1)
+        elif split == "train":  # each model's examples with its own (possibly noisy) labels
+            idx = data.train_idx[:, sl]  # (M, C)
+            yield data.x_pool[idx], data.labels.gather(1, idx)
+        else:  # validation scores against the clean labels
+            idx = data.val_idx[:, sl]  # (M, C)
+            yield data.x_pool[idx], data.clean[idx]
+
+
+@torch.no_grad()
+def _loss_and_accuracy(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
+                       data: PopulationData, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy ``(M,)`` of every model on one split; NaN for an empty split."""
+    m, n = params[0][0].shape[0], _split_size(data, split)
+    if n == 0:
+        return (torch.full((m,), float("nan")),) * 2
+    tot_loss, tot_acc = 0.0, 0.0
+    for x, y in _chunks(data, split, m):
+        logits = forward(params, layers, x, act)  # (M, C, classes)
+        tot_loss = tot_loss + loss_fn(logits, y).sum(1)
+        tot_acc = tot_acc + (logits.argmax(-1) == y).sum(1).to(logits.dtype)
+    return (tot_loss / n).cpu(), (tot_acc / n).cpu()
+
+
+def evaluate(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
+             data: PopulationData) -> list[dict[str, float]]:
+    """One row per model: ``train_loss, train_acc, val_loss, val_acc, test_loss, test_acc``.
+
+    Args:
+        params: the population's per-layer ``(W, b)``, model axis first.
+        loss_fn: the loss the models currently train on (per example, ``(M, B)``).
+        data: the population's data.
+    """
+    cols: dict[str, torch.Tensor] = {}
+    for split in SPLITS:
+        cols[f"{split}_loss"], cols[f"{split}_acc"] = _loss_and_accuracy(params, layers, act, loss_fn, data, split)
+    return [{k: float(v[m]) for k, v in cols.items()} for m in range(params[0][0].shape[0])]
