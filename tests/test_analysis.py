@@ -65,10 +65,11 @@ def _fill(store: Store, study, accuracy):
         rows.append({"run_id": r.id, "config_json": r.config.json(), "n_classes": n_classes, "status": "diverged" if test is None else "ok",
                      "diverged_epoch": 1 if test is None else None, "error": None, "population": "p", "population_size": 1,
                      "steps": 1, "wall_s": 0.0, "finished": None, "env_json": "{}"})
+        train = 0.1 if test is None else 0.9  # a diverged run ends at chance on its own training set
         test = 0.1 if test is None else test
         epochs.append({"run_id": r.id, "epoch": 0, "train_loss": 2.3, "train_acc": 0.1, "val_loss": 2.3, "val_acc": 0.1,
                        "test_loss": 2.3, "test_acc": 0.1})
-        epochs.append({"run_id": r.id, "epoch": 3, "train_loss": 0.5, "train_acc": 0.9, "val_loss": 1.0, "val_acc": val,
+        epochs.append({"run_id": r.id, "epoch": 3, "train_loss": 0.5, "train_acc": train, "val_loss": 1.0, "val_acc": val,
                        "test_loss": 1.0, "test_acc": test})
     store.save_population(rows, epochs, [])
 
@@ -94,7 +95,11 @@ def test_analysis_tunes_on_validation_and_compares_by_seed(tiny_study, tmp_path)
     assert c.n == 8 and c.diff == pytest.approx(-0.10) and c.p_holm < 1e-6
     assert "learning rate tuned per arm on the validation split over {0.05, 0.2}" in an.answer
     assert "8 seeds per arm" in an.answer and f"'initializer=torch.kaiming_normal' gives the best test accuracy ({100 * best.test.mean:.1f}%" in an.answer
-    assert "1 of 1 other arms differ significantly" in an.answer
+    assert "model.initializer matters (paired t-test over 8 seeds" in an.answer
+    assert an.headline.startswith("Use torch.kaiming_normal for model.initializer") and "not torch.default" in an.headline
+    out = an.to_json()
+    assert [(f["factor"], f["verdict"], f["best"]) for f in out["factors"]] == [
+        ("model.initializer", "matters", ["torch.kaiming_normal"])]
     assert not an.warnings
 
 

@@ -36,7 +36,7 @@ def g(seed=0):
 
 
 def test_entry_count_is_pinned():
-    assert len(registry.names("initializer")) == 49
+    assert len(registry.names("initializer")) == 50
     assert sorted(NETWORK) == ["lsuv", "nguyen_widrow_1990", "opencv.nguyen_widrow"]
     assert len(registry.names("initializer", "caffe.*")) == 8  # seven fillers + the unset default
     assert {"keras.he_normal", "tf1.truncated_normal", "tf1.variance_scaling", "critical", "lsuv", "orthogonal"} <= set(registry.names("initializer"))

@@ -65,11 +65,15 @@ def fit_sentence(table: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> str:
     full = table[table["fitted"] == table["runs"]]
     none = table[table["fitted"] == 0]
     out = f"{len(full)} of {len(table)} arms fit their training labels ({100 * threshold:.0f}% train accuracy) in every run"
-    if len(full):
+    if len(full) > 1 and full["median_epoch"].nunique() > 1:
         slow = full.sort_values("median_epoch").iloc[-1]
         fast = full.sort_values("median_epoch").iloc[0]
         out += (f", fastest '{fast['arm']}' (median epoch {fast['median_epoch']:g}), slowest '{slow['arm']}' "
                 f"(median epoch {slow['median_epoch']:g})")
+    elif len(full) > 1:
+        out += f", all at median epoch {full['median_epoch'].iloc[0]:g}"
+    elif len(full) == 1:
+        out += f" ('{full['arm'].iloc[0]}', median epoch {full['median_epoch'].iloc[0]:g})"
     if len(none):
         out += f"; {len(none)} never did within {int(none['max_epoch'].max())} epochs"
     return out + "."

@@ -1,10 +1,10 @@
-"""Interactions: does the ranking of the focus factor's levels change across the other factors?
+"""The focus factor within each condition: the table behind the report's interaction heatmap.
 
-For a study with two or more factors, the first factor is the *focus* (e.g. the initializer)
-and every combination of the other factors' levels is a *condition* (e.g. activation = tanh,
-depth = 12). Within each condition the focus levels are compared by seed-paired tests against
-the condition's best level (Holm-corrected within the condition); the summary says where the
-levels tie and where they separate.
+For a study with two or more factors, every combination of the other factors' levels is a
+*condition* (e.g. activation = tanh, depth = 12). Within each condition the focus factor's levels
+are compared by seed-paired tests against the condition's best level (Holm-corrected within the
+condition). Whether the factors interact is decided by the interaction tests of
+:mod:`ponder.analysis.factors`, not here.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pandas as pd
 
 from ponder.analysis.stats import holm, paired
 
-__all__ = ["Condition", "interactions", "ALPHA"]
+from ponder.analysis.answer import ALPHA
 
-ALPHA = 0.05
+__all__ = ["Condition", "interactions"]
 
 
 @dataclass
@@ -37,15 +37,17 @@ class Condition:
 
 
 def _short(v) -> str:
+    if isinstance(v, list):
+        return "+".join(_short(x) for x in v)
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def interactions(chosen: pd.DataFrame, factors: dict[str, list], chance: float, margin: float = 0.05) -> tuple[str, list[Condition]]:
+def interactions(chosen: pd.DataFrame, factors: dict[str, list], focus: str, chance: float,
+                 margin: float = 0.05) -> list[Condition]:
     """Per condition of the non-focus factors: focus-level means, the best, its ties, the failures."""
-    keys = list(factors)
-    focus, others = keys[0], keys[1:]
+    others = [k for k in factors if k != focus]
     levels = chosen["arm_json"].map(json.loads)
-    df = chosen.assign(_focus=[str(lv[focus]) for lv in levels],
+    df = chosen.assign(_focus=[_short(lv[focus]) for lv in levels],
                        _cond=[", ".join(f"{k.split('.', 1)[1]}={_short(lv[k])}" for k in others) for lv in levels])
     conds = []
     order = list(dict.fromkeys(df["_cond"]))
@@ -65,39 +67,8 @@ def interactions(chosen: pd.DataFrame, factors: dict[str, list], chance: float, 
         adj = holm([c.t_p for c in comps])
         tied = [n for n, p in zip(names, adj) if not p < ALPHA]
         worse = [n for n in names if n not in tied]
-        no_train = [lvl for lvl, gg in g.groupby("_focus") if (gg["test_acc"] <= chance + margin).mean() > 0.5]
+        no_train = [lvl for lvl, gg in g.groupby("_focus") if chance and (gg["train_acc"] <= chance + margin).mean() > 0.5]
         vals = [v for v in means.values() if math.isfinite(v)]
         ranks = {k: i + 1 for i, k in enumerate(sorted(means, key=lambda k: -means[k]))}
         conds.append(Condition(cond or "all", means, best, tied, worse, no_train, max(vals) - min(vals), ranks))
-    return focus, conds
-
-
-def interaction_sentence(focus: str, conds: list[Condition]) -> str:
-    """Where the focus factor matters and where it does not, in words computed from the conditions."""
-    if not conds:
-        return ""
-    name = focus.split(".", 1)[1]
-    parts = []
-    for c in conds:
-        others = len(c.levels) - 1
-        if not c.tied:
-            tail = f"every other level of {name} is significantly worse"
-        else:
-            tail = f"{len(c.tied)} of the {others} other levels {'is' if len(c.tied) == 1 else 'are'} not significantly worse"
-        txt = f"with {c.label}, '{c.best}' is best ({100 * c.levels[c.best]:.1f}%) and {tail}"
-        if c.no_train:
-            txt += f"; {len(c.no_train)} did not train ({', '.join(repr(x) for x in c.no_train[:4])}{' ...' if len(c.no_train) > 4 else ''})"
-        parts.append(txt)
-    bests = {c.best for c in conds}
-    tie_frac = [(len(c.tied) + 1) / len(c.levels) for c in conds]
-    lo, hi = min(range(len(conds)), key=lambda i: tie_frac[i]), max(range(len(conds)), key=lambda i: tie_frac[i])
-    if tie_frac[lo] == tie_frac[hi]:
-        summary = (f"The choice of {name} separates the levels equally in every condition ({len(conds[lo].tied)} of "
-                   f"{len(conds[lo].levels) - 1} others tie with the best)")
-    else:
-        summary = (f"The choice of {name} matters most with {conds[lo].label} ({len(conds[lo].tied)} of "
-                   f"{len(conds[lo].levels) - 1} others tie with the best) and least with {conds[hi].label} "
-                   f"({len(conds[hi].tied)} of {len(conds[hi].levels) - 1} tie)")
-    summary += "; the best level is the same in every condition." if len(bests) == 1 else \
-        f"; the best level changes across conditions ({', '.join(sorted(repr(b) for b in bests))}), an interaction."
-    return summary + " In detail: " + "; ".join(parts) + "."
+    return conds

@@ -90,6 +90,31 @@ def critical(shape, *, generator, dtype=torch.float32, activation: str | None = 
     return w, b
 
 
+@register("initializer", "meanfield", law="normal or uniform",
+          formula="W with Var = sigma_w^2 / fan_in (normal, or uniform on +-sqrt(3 sigma_w^2 / fan_in)), b ~ N(0, sigma_b^2)",
+          source="the mean-field papers' parameterisation (Poole et al. 2016, eq. 1)",
+          cites="Poole et al. 2016; Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017 (Deep information propagation)",
+          bias="own", sigma_w2="sigma_w2 (the parameter)")
+def meanfield(shape, *, generator, dtype=torch.float32, sigma_w2: float = 1.0, sigma_b2: float = 0.0,
+              distribution: str = "normal"):
+    """Weights and biases at the variances of the mean-field papers: Var(W) = sigma_w^2 / fan_in and
+    b ~ N(0, sigma_b^2), so a study can place its networks anywhere on the order-chaos phase diagram.
+    ``distribution`` is ``normal`` or ``uniform`` (same variance). Weight drawn first."""
+    if not (math.isfinite(sigma_w2) and sigma_w2 >= 0 and math.isfinite(sigma_b2) and sigma_b2 >= 0):
+        raise CatalogError(f"meanfield needs finite sigma_w2 >= 0 and sigma_b2 >= 0, got {sigma_w2!r}, {sigma_b2!r}")
+    if distribution not in ("normal", "uniform"):
+        raise CatalogError(f"meanfield distribution must be 'normal' or 'uniform', got {distribution!r}")
+    shape = check_shape(shape, "meanfield", 2)
+    fan_in, _ = fans_torch(shape)
+    std = math.sqrt(sigma_w2 / fan_in)
+    w = torch.empty(shape, dtype=dtype)
+    w = w.normal_(0.0, std, generator=generator) if distribution == "normal" else \
+        w.uniform_(-math.sqrt(3) * std, math.sqrt(3) * std, generator=generator)
+    b = torch.empty(shape[0], dtype=dtype).normal_(0.0, math.sqrt(sigma_b2), generator=generator) if sigma_b2 > 0 \
+        else torch.zeros(shape[0], dtype=dtype)
+    return w, b
+
+
 @register("initializer", "lsuv", law="orthogonal", formula="orthonormal pre-init; then per layer W /= sqrt(Var(output)) until |Var - 1| < tol_var or t_max tries",
           source="Mishkin & Matas 2016, Algorithm 1 (variants of ducha-aiki's ports as options)",
           cites="Mishkin & Matas 2016 (All you need is a good init, ICLR)", network=True, bias="own",

@@ -1,0 +1,265 @@
+"""The sections of an analysis: each applies to some studies, computes its part and may add sentences.
+
+``analyze`` is a loop over :data:`SECTIONS`; :func:`compose` turns the results into the headline
+and the answer paragraph.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ponder.analysis.answer import ALPHA, CHANCE_MARGIN, outcome_sentence, reference_sentence, scope, scope_short
+from ponder.analysis.stats import Comparison, estimate, holm, paired
+from ponder.analysis.summary import Analysis, ArmResult, Context, arm_levels
+
+__all__ = ["Section", "SECTIONS", "compose", "MEMORIZED"]
+
+MEMORIZED = 0.99  # training accuracy at which a run has fit its training labels
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the analysis: ``applies(ctx)`` says whether the study has it, ``run`` fills it in."""
+
+    name: str
+    applies: Callable[[Context], bool]
+    run: Callable[[Context, Analysis], list[str]]
+
+
+def _arm_result(ctx: Context, arm: str, g: pd.DataFrame) -> ArmResult:
+    train = g["train_acc"].astype(float)
+    no_train = int((train <= ctx.chance + CHANCE_MARGIN).sum()) if ctx.chance else 0
+    memorized = int(((train >= MEMORIZED) & (g["test_acc"] <= ctx.chance + CHANCE_MARGIN)).sum()) if ctx.chance else 0
+    return ArmResult(arm, json.loads(g["arm_json"].iloc[0]), json.loads(g["tuned_json"].iloc[0]),
+                     estimate(g[ctx.col].to_numpy()), estimate(train.to_numpy()), len(g),
+                     int((g["status"] == "diverged").sum()), no_train, memorized)
+
+
+def _arms(ctx: Context, an: Analysis) -> list[str]:
+    """Per-arm estimates at the chosen setting, ranks, learning curves and probes."""
+    order = list(dict.fromkeys(ctx.chosen.sort_values(["arm"], kind="stable")["arm"]))
+    an.arms = [_arm_result(ctx, arm, ctx.chosen[ctx.chosen["arm"] == arm]) for arm in order]
+    sign = 1.0 if ctx.higher else -1.0
+    ranked = sorted(an.arms, key=lambda a: -sign * a.test.mean if np.isfinite(a.test.mean) else math.inf)
+    for i, a in enumerate(ranked, 1):
+        a.rank = i
+    an.curves = _curves(ctx)
+    layers = ctx.store.layers(ctx.name)
+    an.layers = layers.merge(ctx.chosen[["run_id", "arm"]], on="run_id") if len(layers) else layers
+    if not an.layers.empty and "sigma_w2" in an.layers:
+        init = an.layers[(an.layers["epoch"] == 0) & an.layers["act_std"].notna()]
+        an.sigma_w2 = init.groupby("arm")["sigma_w2"].mean().to_dict()
+    return []
+
+
+def _curves(ctx: Context) -> pd.DataFrame:
+    e = ctx.epochs.merge(ctx.chosen[["run_id", "arm"]], on="run_id")
+    rows = []
+    for (arm, ep), g in e.groupby(["arm", "epoch"]):
+        for split in ("train", "val", "test"):
+            est = estimate(g[f"{split}_acc"].to_numpy())
+            rows.append({"arm": arm, "epoch": int(ep), "split": split, "mean": est.mean, "lo": est.lo, "hi": est.hi})
+    return pd.DataFrame(rows, columns=["arm", "epoch", "split", "mean", "lo", "hi"])
+
+
+def _reference(ctx: Context, an: Analysis) -> list[str]:
+    """Paired comparisons of every arm against the reference (the study's, else the best arm)."""
+    from ponder.analysis.rank import cliffs_delta, dz_ci, rope_test
+
+    ref_name = ctx.spec.get("reference")
+    best = min(an.arms, key=lambda a: a.rank)
+    ref = next((a for a in an.arms if ref_name is not None and ref_name in _level_texts(a.levels)), best)
+    an.reference = ref.arm
+    by_seed = {a.arm: ctx.chosen[ctx.chosen["arm"] == a.arm].set_index("seed")[ctx.col] for a in an.arms}
+    comps = []
+    for a in an.arms:
+        if a.arm == ref.arm:
+            continue
+        both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
+        x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
+        comps.append(paired(ref.arm, x, a.arm, y))
+        if ctx.metric == "accuracy":
+            an.ropes[a.arm] = rope_test(x, y, rope=ctx.rope)
+        lo, hi = dz_ci(y - x) if len(both) > 5 else (math.nan, math.nan)  # a bootstrap of <= 5 values means nothing
+        an.effects[a.arm] = {"dz_lo": lo, "dz_hi": hi, "cliffs_delta": cliffs_delta(x, y)}
+    an.comparisons = [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(comps, holm([c.t_p for c in comps]))]
+    return [reference_sentence(ref.arm, an.comparisons, ctx.metric)] if ref_name is not None else []
+
+
+def _level_texts(levels: dict) -> set[str]:
+    out = set()
+    for v in levels.values():
+        out.add("+".join(str(x) for x in v) if isinstance(v, list) else str(v))
+    return out
+
+
+def factor_table(ctx: Context) -> pd.DataFrame:
+    """Long form for the factor tests: seed, one column per factor (numbers kept for ordered ones), value."""
+    df = pd.DataFrame({"seed": ctx.chosen["seed"].astype(int).to_numpy(), "value": ctx.chosen[ctx.col].astype(float).to_numpy()})
+    for key in ctx.factors:
+        raw = [json.loads(j)[key] for j in ctx.chosen["arm_json"]]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+        df[key] = raw if numeric else arm_levels(ctx.chosen, key)
+    return df
+
+
+def _factors(ctx: Context, an: Analysis) -> list[str]:
+    """Every factor judged (main effect over the others and the seeds), every pair tested for interaction,
+    a trend for every ordered factor."""
+    from ponder.analysis.factors import interactions, is_ordered, main_effects, trend
+    from ponder.analysis.verdict import factor_sentence, interaction_sentence, trend_sentence
+
+    df, keys = factor_table(ctx), list(ctx.factors)
+    an.factor_effects = main_effects(df, keys, higher=ctx.higher, rope=ctx.rope)
+    an.interaction_tests = interactions(df, keys, higher=ctx.higher) if len(keys) >= 2 else []
+    an.trends = [t for k in keys if len(ctx.factors[k]) >= 3 and is_ordered(ctx.factors[k])
+                 for t in [trend(df, k, higher=ctx.higher)] if t is not None]
+    an.focus = ctx.spec.get("focus") or an.factor_effects[0].factor
+    ordered = sorted(an.factor_effects, key=lambda e: e.factor != an.focus)
+    rejected = [t for t in an.interaction_tests if t.verdict == "interaction"]
+    out = [_averaged(e.factor, rejected) + factor_sentence(e, ctx.metric) for e in ordered]
+    out += [interaction_sentence(t, ctx.metric) for t in rejected]
+    quiet = [t for t in an.interaction_tests if t.verdict != "interaction"]
+    if quiet:
+        pairs = "; ".join(f"{t.a} x {t.b} p = {t.p:.2g}" if t.p is not None else f"{t.a} x {t.b} untested ({t.reason})"
+                          for t in quiet)
+        out.append(f"No evidence of interaction ({quiet[0].test.split(' over ')[0]}): {pairs}.")
+    out += [trend_sentence(t, ctx.metric) for t in an.trends]
+    return out
+
+
+def _averaged(factor: str, rejected: list) -> str:
+    """A prefix for a factor whose best level changes with another factor: its main effect is an average."""
+    others = [t.b if t.a == factor else t.a for t in rejected if factor in t.crossover_in]
+    return f"Averaged over {' and '.join(others)} (its best level depends on {'them' if len(others) > 1 else 'it'}): " \
+        if others else ""
+
+
+def _conditions(ctx: Context, an: Analysis) -> list[str]:
+    """The focus factor's levels within each combination of the other factors (the report's heatmap)."""
+    from ponder.analysis.interaction import interactions
+
+    from ponder.analysis.verdict import interaction_sentence
+
+    an.conditions = interactions(ctx.chosen, ctx.factors, an.focus, ctx.chance, CHANCE_MARGIN)
+    an.interaction = " ".join(interaction_sentence(t, ctx.metric) for t in an.interaction_tests if an.focus in (t.a, t.b))
+    return []
+
+
+def _ranking(ctx: Context, an: Analysis) -> list[str]:
+    """Friedman + Nemenyi over blocks (seeds x other factors) for the focus factor, and ROPE groups."""
+    from ponder.analysis.rank import equivalence_groups, friedman_nemenyi, rope_groups
+
+    focus = an.focus if ctx.factors else None
+    item = arm_levels(ctx.chosen, focus) if focus else list(ctx.chosen["arm"])
+    others = [k for k in ctx.factors if k != focus]
+    block = [f"seed={s}; " + "; ".join(arm_levels(ctx.chosen.iloc[[i]], k)[0] for k in others)
+             for i, s in enumerate(ctx.chosen["seed"])]
+    table = pd.DataFrame({"item": item, "block": block, "v": ctx.chosen[ctx.col].astype(float).to_numpy()}).pivot_table(
+        index="block", columns="item", values="v", aggfunc="mean")
+    if table.shape[1] < 3 or table.dropna().shape[0] < 2:
+        return []
+    an.ranking = friedman_nemenyi(table, higher_is_better=ctx.higher)
+    an.groups = equivalence_groups(an.ranking)
+    an.rope_groups = rope_groups(table, sorted(an.ranking.mean_ranks, key=an.ranking.mean_ranks.get), rope=ctx.rope)
+    return []
+
+
+def _beyond(ctx: Context, an: Analysis) -> list[str]:
+    """Epochs to fit, input shift, convexity, loss schedules and stability."""
+    from ponder.analysis import evals as ev
+
+    out: list[str] = []
+    if {"dataset.label_noise", "dataset.inputs"} & set(ctx.factors):
+        an.fit = ev.epochs_to_fit(ctx.epochs, ctx.chosen)
+        out.append(ev.fit_sentence(an.fit))
+    table = ctx.store.evals(ctx.name)
+    if len(table):
+        an.shift = ev.shift_table(table, ctx.chosen)
+        out.append(ev.shift_sentence(an.shift[an.shift["arm"].isin(clean_arms(ctx.chosen))]))
+        an.convexity = ev.convexity_table(table, ctx.chosen)
+        an.lines = table[table["probe"].isin(["line_init", "line_pair"])].merge(ctx.chosen[["run_id", "arm"]], on="run_id")
+        loss_of = {a: str(json.loads(j).get("training.loss", ctx.spec["training"]["loss"]))
+                   for a, j in zip(ctx.chosen["arm"], ctx.chosen["arm_json"])}
+        out.append(ev.convexity_sentence(an.convexity, loss_of))
+    if "training.loss" in ctx.factors:
+        an.schedule = ev.schedule_effect(ctx.chosen, "training.loss", ctx.col)
+        out.append(ev.schedule_sentence(an.schedule, ctx.metric))
+    if ctx.spec.get("search"):
+        an.stability = ev.stability_table(ctx.final, ctx.col, ctx.chance, CHANCE_MARGIN)
+        an.draws = ctx.final.groupby(["arm", "tuned_json"], sort=False)[ctx.col].mean().rename("value").reset_index()
+        focus = an.focus or None
+        an.stability_rank = ev.stability_ranking(ctx.final, focus, ctx.col, ctx.higher) if focus else None
+        out.append(ev.stability_sentence(an.stability, an.stability_rank, focus or "arm"))
+    return out
+
+
+def clean_arms(chosen: pd.DataFrame) -> set[str]:
+    """The arms trained on true labels and original inputs (where those are factors)."""
+    keep = set()
+    for arm, j in zip(chosen["arm"], chosen["arm_json"]):
+        lv = json.loads(j)
+        if float(lv.get("dataset.label_noise", 0.0)) == 0.0 and lv.get("dataset.inputs", "original") == "original":
+            keep.add(arm)
+    return keep
+
+
+def _theory(ctx: Context, an: Analysis) -> list[str]:
+    from ponder.analysis.trainability import trainability, trainability_sentence
+
+    an.theory = trainability(ctx.chosen, an.layers, ctx.chance, CHANCE_MARGIN)
+    return [trainability_sentence(an.theory)]
+
+
+def _warnings(ctx: Context, an: Analysis) -> list[str]:
+    from ponder.analysis.warnings import study_warnings
+
+    an.warnings = study_warnings(ctx, an)
+    return []
+
+
+SECTIONS = [
+    Section("arms", lambda ctx: True, _arms),
+    Section("reference", lambda ctx: True, _reference),
+    Section("factors", lambda ctx: bool(ctx.factors), _factors),
+    Section("conditions", lambda ctx: len(ctx.factors) >= 2 and ctx.metric == "accuracy", _conditions),
+    Section("ranking", lambda ctx: True, _ranking),
+    Section("beyond", lambda ctx: True, _beyond),
+    Section("theory", lambda ctx: "model.depth" in ctx.factors, _theory),
+    Section("warnings", lambda ctx: True, _warnings),
+]
+
+
+def compose(ctx: Context, an: Analysis) -> tuple[str, str]:
+    """(headline, answer): the decision in at most two sentences, then scope, verdicts and details."""
+    from ponder.analysis.verdict import headline
+
+    total = sum(a.n_runs for a in an.arms)
+    no_train = sum(a.n_chance for a in an.arms)
+    outcome = outcome_sentence(total, sum(a.n_diverged for a in an.arms), no_train, sum(a.n_memorized for a in an.arms))
+    where = scope(ctx.spec, ctx.seeds)
+    if ctx.chance and no_train == total:
+        head = (f"No arm trained {scope_short(ctx.spec)}: every run's training accuracy stayed within "
+                f"{100 * CHANCE_MARGIN:.0f} points of chance, so no level can be recommended.")
+    elif an.factor_effects:
+        head = headline(an.factor_effects, an.interaction_tests, focus=an.focus, metric=ctx.metric,
+                        scope_short=scope_short(ctx.spec))
+    else:
+        a = an.arms[0]
+        ci = "" if a.test.lo != a.test.lo else f", 95% CI {_fmt(ctx, a.test.lo)} to {_fmt(ctx, a.test.hi)}"
+        head = f"'{a.arm}' reaches a test {ctx.metric} of {_fmt(ctx, a.test.mean)}{ci} {scope_short(ctx.spec)}."
+    best = min(an.arms, key=lambda a: a.rank)
+    ci = "" if best.test.lo != best.test.lo else f", 95% CI {_fmt(ctx, best.test.lo)} to {_fmt(ctx, best.test.hi)}"
+    lead = f"'{best.arm}' gives the best test {ctx.metric} ({_fmt(ctx, best.test.mean)}{ci})." if len(an.arms) > 1 else ""
+    answer = " ".join(s for s in [f"{where[0].upper()}{where[1:]}.", lead, *an.sentences, outcome] if s)
+    return head, answer
+
+
+def _fmt(ctx: Context, v: float) -> str:
+    return f"{100 * v:.1f}%" if ctx.metric == "accuracy" else f"{v:.3f}"

@@ -1,0 +1,178 @@
+"""The answer states planted truths exactly: null factors, strong factors, references, interactions, small samples.
+
+Records are synthetic (no training): each test plants a known effect and checks the JSON analysis
+and the sentences computed from it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ponder.analysis import analyze
+
+
+
+def _stable_noise(seed: int, cell: str, sd: float = 0.01) -> float:
+    digest = sum(ord(c) * (i + 1) for i, c in enumerate(cell))
+    return float(np.random.default_rng([seed, digest]).normal(0, sd))
+
+
+def test_a_null_factor_listed_first_is_not_matters_while_a_strong_second_factor_is(synthetic_store, make_spec):
+    study = make_spec(seeds=6, tune=None, factors={
+        "model.initializer": ["torch.xavier_uniform", "keras.glorot_uniform"],  # the same law under two names
+        "model.activation": ["relu", "tanh"]})
+
+    def value(levels, tuned, seed):
+        base = 0.80 if levels["model.activation"] == "relu" else 0.70
+        acc = base + _stable_noise(seed, levels["model.activation"] + levels["model.initializer"], 0.005)
+        return acc, acc, 0.95
+
+    with synthetic_store(study, value) as st:
+        out = analyze(st, "tiny").to_json()
+    verdicts = {f["factor"]: f["verdict"] for f in out["factors"]}
+    assert verdicts["model.activation"] == "matters" and verdicts["model.initializer"] != "matters"
+    assert out["factors"][0]["factor"] == "model.activation"  # reported by effect size, not by file order
+    assert out["factors"][0]["best"] == ["relu"]
+    assert "model.activation" in out["headline"] and "relu" in out["headline"]
+    json.dumps(out, allow_nan=False)
+
+
+def test_an_arm_better_than_the_reference_is_named_better(synthetic_store, make_spec):
+    inits = ["torch.default", "torch.kaiming_normal", "torch.xavier_uniform", "torch.orthogonal", "lsuv", "torch.zeros"]
+    study = make_spec(seeds=8, tune=None, reference="torch.default", factors={"model.initializer": inits})
+    means = {"torch.default": 0.70, "torch.kaiming_normal": 0.75, "torch.xavier_uniform": 0.65,
+             "torch.orthogonal": 0.64, "lsuv": 0.63, "torch.zeros": 0.50}
+
+    def value(levels, tuned, seed):
+        acc = means[levels["model.initializer"]] + _stable_noise(seed, levels["model.initializer"], 0.003)
+        return acc, acc, 0.9
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    sentence = next(s for s in an.sentences if s.startswith("Against the reference"))
+    assert "1 arm is better: 'initializer=torch.kaiming_normal'" in sentence
+    assert "4 arms are worse" in sentence and "more" not in sentence  # nothing hidden
+
+
+def test_a_crossover_is_an_interaction_and_the_headline_names_no_single_winner(synthetic_store, make_spec):
+    study = make_spec(seeds=6, tune=None, model__depth=20, factors={
+        "model.initializer": ["torch.kaiming_normal", "torch.xavier_uniform"], "model.activation": ["relu", "tanh"]})
+
+    def value(levels, tuned, seed):
+        he = levels["model.initializer"] == "torch.kaiming_normal"
+        relu = levels["model.activation"] == "relu"
+        acc = 0.70 + (0.08 if he == relu else -0.08) + _stable_noise(seed, str(levels), 0.01)
+        return acc, acc, 0.9
+
+    with synthetic_store(study, value) as st:
+        out = analyze(st, "tiny").to_json()
+    (inter,) = out["interactions"]
+    assert inter["verdict"] == "interaction" and inter["kind"] == "crossover" and inter["p"] < 0.05
+    assert "depends on" in out["headline"] and "No single level wins" in out["headline"]
+
+
+def test_a_magnitude_interaction_is_detected_and_described(synthetic_store, make_spec):
+    study = make_spec(seeds=6, tune=None, focus="model.activation", factors={
+        "model.activation": ["relu", "tanh"], "model.depth": [3, 10]})
+
+    def value(levels, tuned, seed):
+        gap = 0.02 if levels["model.depth"] == 3 else 0.12
+        acc = 0.80 - (gap if levels["model.activation"] == "tanh" else 0.0) + _stable_noise(seed, str(levels), 0.005)
+        return acc, acc, 0.9
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    (inter,) = an.to_json()["interactions"]
+    assert inter["verdict"] == "interaction" and inter["kind"] == "magnitude"
+    assert "more at model.depth=10" in an.answer or "more at depth=10" in an.answer
+
+
+def test_no_interaction_is_claimed_for_additive_effects(synthetic_store, make_spec):
+    study = make_spec(seeds=6, tune=None, factors={
+        "model.initializer": ["torch.kaiming_normal", "torch.xavier_uniform"], "model.activation": ["relu", "tanh"]})
+
+    def value(levels, tuned, seed):
+        acc = 0.7 + 0.05 * (levels["model.activation"] == "relu") + 0.03 * (levels["model.initializer"] == "torch.kaiming_normal")
+        acc += _stable_noise(seed, str(levels), 0.01)
+        return acc, acc, 0.9
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert [t.verdict for t in an.interaction_tests] == ["none"]
+    assert "interaction between" not in an.headline
+
+
+def test_three_seeds_print_no_meaningless_confidence_interval(synthetic_store, make_spec):
+    study = make_spec(seeds=3, tune=None)
+
+    def value(levels, tuned, seed):
+        acc = 0.7 + 0.05 * (levels["model.initializer"] == "torch.kaiming_normal") + _stable_noise(seed, str(levels))
+        return acc, acc, 0.9
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert all(np.isnan(e["dz_lo"]) and np.isnan(e["dz_hi"]) for e in an.effects.values())
+    assert any("cannot go below p = 0.25" in w for w in an.warnings)
+    assert "significant" not in an.headline.replace("not significant", "")
+
+
+def test_networks_that_fit_random_labels_are_not_counted_as_not_trained(synthetic_store, make_spec):
+    study = make_spec(seeds=4, tune=None, factors={"dataset.label_noise": [0.0, 1.0]})
+
+    def value(levels, tuned, seed):
+        return (0.9, 0.9, 1.0) if levels["dataset.label_noise"] == 0.0 else (0.5, 0.5, 1.0)
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert sum(a.n_chance for a in an.arms) == 0 and sum(a.n_memorized for a in an.arms) == 4
+    assert "4 fit their training labels without generalizing" in an.answer
+
+
+def test_a_study_where_nothing_trained_names_no_best_arm(synthetic_store, make_spec):
+    study = make_spec(seeds=4, tune=None)
+
+    def value(levels, tuned, seed):
+        return 0.5, 0.5, 0.5  # chance everywhere (2 classes)
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert an.headline.startswith("No arm trained")
+
+
+def test_a_monotone_label_noise_curve_gets_a_trend_sentence(synthetic_store, make_spec):
+    study = make_spec(seeds=5, tune=None, factors={"dataset.label_noise": [0.0, 0.2, 0.5, 0.8]})
+
+    def value(levels, tuned, seed):
+        acc = 0.9 - 0.5 * levels["dataset.label_noise"] + _stable_noise(seed, str(levels), 0.01)
+        return acc, acc, 0.95
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    (t,) = an.trends
+    assert t.direction == "decreasing" and t.slope_ci[1] < 0
+    assert any("decreases" in s and "dataset.label_noise" in s for s in an.sentences)
+
+
+def test_linked_levels_pair_activation_with_its_initializer(synthetic_store, make_spec):
+    study = make_spec(seeds=4, tune=None, factors={
+        "model.activation+model.initializer": [["relu", "torch.kaiming_normal"], ["tanh", "torch.xavier_uniform"],
+                                               ["selu", "torch.default"]]})
+    from ponder.study import expand
+
+    runs = expand(study)
+    assert len(runs) == 3 * 4
+    assert {(r.config.model.activation, r.config.model.initializer) for r in runs} == {
+        ("relu", "torch.kaiming_normal"), ("tanh", "torch.xavier_uniform"), ("selu", "torch.default")}
+    assert {r.arm.label for r in runs} == {"activation+initializer=relu+torch.kaiming_normal",
+                                           "activation+initializer=tanh+torch.xavier_uniform",
+                                           "activation+initializer=selu+torch.default"}
+
+    def value(levels, tuned, seed):
+        acc = {"relu": 0.8, "tanh": 0.75, "selu": 0.7}[levels["model.activation+model.initializer"][0]]
+        return acc + 0.001 * seed, acc + 0.001 * seed, 0.9
+
+    with synthetic_store(study, value) as st:
+        out = analyze(st, "tiny").to_json()
+    assert out["factors"][0]["best"] == ["relu+torch.kaiming_normal"]
