@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,11 +22,13 @@ from ponder.study.plan import Run, expand, populations
 from ponder.study.spec import Study
 from ponder.train.chunk import ChunkOutput, chunk_size
 
-__all__ = ["StudyRun", "run_study", "plan_chunks", "chunk_rows", "failed_rows", "KILL_AFTER_ENV"]
+__all__ = ["StudyRun", "run_study", "plan_chunks", "chunk_rows", "failed_rows", "KILL_ENV"]
 
-# Test hook: with PONDER_TEST_KILL_AFTER_CHUNKS=k the process kills itself with SIGKILL right
-# after writing its k-th chunk (crash tests stop at a known point instead of sleeping).
-KILL_AFTER_ENV = "PONDER_TEST_KILL_AFTER_CHUNKS"
+# Test hook (documented in docs/reliability.md): PONDER_TEST_KILL="k:phase" makes the process stop
+# itself at the k-th chunk it writes: "before" (SIGKILL after training, before writing), "during"
+# (SIGKILL inside the write transaction, before COMMIT), "after" (SIGKILL right after COMMIT) or
+# "interrupt" (SIGINT after the write, as Ctrl-C). Crash tests stop at known points, never by sleeping.
+KILL_ENV = "PONDER_TEST_KILL"
 
 
 @dataclass
@@ -73,10 +76,23 @@ def failed_rows(runs: list[Run], error: str) -> ChunkRows:
     return ChunkRows([RunRow(r.id, r.config.json(), "failed", r.population_key, len(runs), error=error) for r in runs])
 
 
-def _write(store: Store, res: ChunkResult, device: str, errors: dict[str, int]) -> int:
+def _kill_hook(k: int) -> Callable[[str], None]:
+    """The test hook for the k-th written chunk (a no-op unless PONDER_TEST_KILL names it)."""
+    at, _, phase = os.environ.get(KILL_ENV, "").partition(":")
+
+    def hook(now: str) -> None:
+        if at.isdigit() and int(at) == k and phase == now:
+            os.kill(os.getpid(), signal.SIGINT if now == "interrupt" else signal.SIGKILL)
+
+    return hook
+
+
+def _write(store: Store, res: ChunkResult, device: str, errors: dict[str, int], hook: Callable[[str], None]) -> int:
     """Write one chunk's result; returns how many of its runs failed."""
+    hook("before")
     if res.error is None:
-        store.save_chunk(chunk_rows(res.runs, res.output, device=device))
+        store.save_chunk(chunk_rows(res.runs, res.output, device=device), before_commit=lambda: hook("during"))
+        hook("after")
         return 0
     store.save_chunk(failed_rows(res.runs, res.error))
     first = res.error.splitlines()[0] if res.error else "unknown error"
@@ -106,15 +122,13 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     pending = [r for r in runs if r.id not in done]
     chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(),
                                  slots=executor.slots) if pending else ([], 0)
-    finished = failed = written = 0
+    finished = failed = 0
     errors: dict[str, int] = {}
-    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-    for res in executor.train(chunks):
-        failed += _write(store, res, executor.device, errors)
+    for k, res in enumerate(executor.train(chunks), 1):
+        hook = _kill_hook(k)
+        failed += _write(store, res, executor.device, errors, hook)
         finished += len(res.runs)
-        written += 1
-        if kill_after and written >= kill_after:
-            os.kill(os.getpid(), 9)
+        hook("interrupt")
         if progress is not None:
             progress(finished, len(pending))
     statuses = store.runs(study.name)["status"].value_counts().to_dict()

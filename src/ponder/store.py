@@ -18,7 +18,7 @@ import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import duckdb
 import pandas as pd
@@ -186,12 +186,16 @@ class Store:
                 self.con.execute("INSERT INTO study_runs SELECT study, run_id, arm, arm_json, tuned_json, seed FROM plan_rows")
                 self.con.unregister("plan_rows")
 
-    def save_chunk(self, rows: ChunkRows) -> None:
-        """Write a chunk's finished runs with all their records in one transaction."""
-        self.save_population([asdict(r) for r in rows.runs], rows.epochs, rows.layers, rows.evals)
+    def save_chunk(self, rows: ChunkRows, *, before_commit: Callable[[], None] | None = None) -> None:
+        """Write a chunk's finished runs with all their records in one transaction.
+
+        ``before_commit`` is called inside the transaction after the inserts (the crash tests' hook).
+        """
+        self.save_population([asdict(r) for r in rows.runs], rows.epochs, rows.layers, rows.evals,
+                             before_commit=before_commit)
 
     def save_population(self, runs: list[dict[str, Any]], epochs: list[dict[str, Any]], layers: list[dict[str, Any]],
-                        evals: list[dict[str, Any]] = ()) -> None:
+                        evals: list[dict[str, Any]] = (), *, before_commit: Callable[[], None] | None = None) -> None:
         """Write finished runs (dicts with the ``runs`` columns) with all their records in one transaction."""
         frames = {"runs": (pd.DataFrame(runs, columns=RUN_COLS), RUN_COLS),
                   "epochs": (pd.DataFrame(epochs, columns=EPOCH_COLS), EPOCH_COLS),
@@ -207,6 +211,8 @@ class Store:
                     self.con.register("new_rows", df)
                     self.con.execute(f"INSERT INTO {table} SELECT {', '.join(cols)} FROM new_rows")
                     self.con.unregister("new_rows")
+            if before_commit is not None:
+                before_commit()
 
     def _transaction(self):
         store = self

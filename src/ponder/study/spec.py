@@ -134,10 +134,16 @@ class EvaluateSpec(_Section):
 
     ``shift`` maps a shift kind (noise, translation, scaling) to its levels; ``convexity`` asks for
     the loss along the line from initial to trained weights and between two seeds' solutions.
+    ``every``, ``probe_every`` and ``train_subset`` bound what evaluation costs during training:
+    the learning curve every k epochs, layer probes every k epochs, and training loss / accuracy on
+    the first n of each model's training examples (the last epoch is always evaluated in full).
     """
 
     shift: dict[str, list[float]] = Field(default_factory=dict)
     convexity: bool = False
+    every: int = Field(default=1, ge=1, le=100000)  # epochs between evaluations (epoch 0 and the last always)
+    probe_every: int | None = Field(default=None, ge=1, le=100000)  # epochs between layer probes (default: every)
+    train_subset: int | None = Field(default=None, ge=1)  # training examples scored per evaluation (default: all)
 
     @field_validator("shift")
     @classmethod
@@ -160,7 +166,16 @@ class EvaluateSpec(_Section):
             out["shift"] = {k: [float(x) for x in v] for k, v in self.shift.items()}
         if self.convexity:
             out["convexity"] = True
+        for key in ("every", "probe_every", "train_subset"):  # only when set, so older run ids stay valid
+            value = getattr(self, key)
+            if value is not None and value != type(self).model_fields[key].default:
+                out[key] = value
         return out
+
+    @property
+    def measures(self) -> bool:
+        """True when trained models are measured beyond the learning curve (their weights are kept)."""
+        return bool(self.shift or self.convexity)
 
 
 SECTIONS: dict[str, type[_Section]] = {"dataset": DatasetSpec, "model": ModelSpec, "training": TrainingSpec}

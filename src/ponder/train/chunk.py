@@ -21,7 +21,7 @@ from ponder.study.checks import build_layers
 from ponder.study.config import RunConfig
 from ponder.study.plan import Run
 from ponder.train.data import PopulationData, prepare_data
-from ponder.train.loop import ModelSettings, RunRecord, train_population
+from ponder.train.loop import EvalSchedule, ModelSettings, RunRecord, train_population
 
 __all__ = ["ChunkOutput", "train_chunk", "chunk_size", "memory_budget", "DTYPES", "EVAL_CHUNK"]
 
@@ -65,8 +65,9 @@ def train_chunk(runs: list[Run], *, device: str = "cpu") -> ChunkOutput:
         t = cfg.training
         records = train_population(layers, [_settings(r.config) for r in runs], data, activation=cfg.model.activation,
                                    loss=t.loss, optimizer=t.optimizer, momentum=t.momentum, epochs=t.epochs,
-                                   batch_size=t.batch_size, dtype=DTYPES[t.dtype], keep_params=bool(cfg.evaluate.config()),
-                                   switch=t.switch)
+                                   batch_size=t.batch_size, dtype=DTYPES[t.dtype], keep_params=cfg.evaluate.measures,
+                                   switch=t.switch, schedule=EvalSchedule(cfg.evaluate.every, cfg.evaluate.probe_every,
+                                                                          cfg.evaluate.train_subset))
         evals = _neural_evals(runs, records, layers, data)
     for rec in records:  # weights stay on the worker
         rec.params = rec.init = None
@@ -77,7 +78,7 @@ def _neural_evals(runs: list[Run], records: list[RunRecord], layers: tuple[Layer
     from ponder.train.evals import population_rows
 
     cfg = runs[0].config
-    if not cfg.evaluate.config():
+    if not cfg.evaluate.measures:
         return []
     return population_rows(runs, records, layers, data, activation=cfg.model.activation, loss=cfg.training.loss,
                            evaluate=cfg.evaluate.config())

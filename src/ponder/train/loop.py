@@ -31,7 +31,7 @@ from ponder.train.metrics import evaluate
 from ponder.train.optim import Flat, OptState, flatten, opt_init, opt_step
 from ponder.train.probes import probe
 
-__all__ = ["ModelSettings", "RunRecord", "train_population"]
+__all__ = ["EvalSchedule", "ModelSettings", "RunRecord", "train_population"]
 
 LSUV_BATCH = 256  # examples of the model's own training set that data-dependent initializers see
 
@@ -196,10 +196,31 @@ def check_divergence(state: PopulationState, epoch: int) -> None:
     state.loss_sum.zero_()
 
 
+@dataclass(frozen=True)
+class EvalSchedule:
+    """When and on what the loop evaluates: every ``every`` epochs (epoch 0 and the last always), probes
+    every ``probe_every`` epochs (default: whenever it evaluates), training metrics on the first
+    ``train_subset`` of each model's training examples (default: all; the last epoch always all)."""
+
+    every: int = 1
+    probe_every: int | None = None
+    train_subset: int | None = None
+
+    def evaluates(self, epoch: int, epochs: int) -> bool:
+        return epoch == 0 or epoch == epochs or epoch % self.every == 0
+
+    def probes(self, epoch: int, epochs: int) -> bool:
+        return epoch == 0 or epoch == epochs or epoch % (self.probe_every or self.every) == 0
+
+    def subset(self, epoch: int, epochs: int) -> int | None:
+        return None if epoch == epochs else self.train_subset
+
+
 def log_epoch(state: PopulationState, net: Network, data: PopulationData, epoch: int, *, loss_fn: Callable,
-              probes: bool) -> None:
+              probes: bool, train_subset: int | None = None) -> None:
     """Append every model's train / val / test loss and accuracy, and its layer probes, to its record."""
-    for rec, row in zip(state.records, evaluate(state.flat.views, net.layers, net.act, loss_fn, data)):
+    rows = evaluate(state.flat.views, net.layers, net.act, loss_fn, data, train_subset=train_subset)
+    for rec, row in zip(state.records, rows):
         rec.epochs.append({"epoch": epoch, **row})
     if probes:
         for rec, rows in zip(state.records, probe(state.flat.views, net.layers, net.act, loss_fn, data)):
@@ -219,12 +240,14 @@ def finish(state: PopulationState) -> list[RunRecord]:
 def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], data: PopulationData, *,
                      activation: str, loss: str, optimizer: str, momentum: float, epochs: int, batch_size: int,
                      dtype: torch.dtype = torch.float32, check_every: int = 50, probes: bool = True,
-                     keep_params: bool = False, switch: float = 0.5) -> list[RunRecord]:
+                     keep_params: bool = False, switch: float = 0.5,
+                     schedule: EvalSchedule = EvalSchedule()) -> list[RunRecord]:
     """Train the models of one population together and return one record per model.
 
     ``loss`` may be a schedule ``"first>second"``: the first loss for the first ``switch`` fraction
     of the epochs (at least one), the second for the rest (Golik et al. 2013 fine-tune a
     cross-entropy-trained net with squared error this way). Each epoch logs the loss it trained on.
+    ``schedule`` says which epochs are evaluated and probed (default: every epoch, in full).
     """
     net = Network(layers, registry.get("activation", activation).fn, activation, is_dense(layers))
     losses = [registry.get("loss", part).fn for part in loss.split(">")]
@@ -240,5 +263,7 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
             train_step(state, net, xb, yb, loss_fn=loss_fn)  # forward, backward, update the active models
             if state.step % check_every == 0 or start + batch_size >= n_train:
                 check_divergence(state, epoch)  # freeze models whose loss went NaN/inf
-        log_epoch(state, net, data, epoch, loss_fn=loss_fn, probes=probes)  # evaluate and probe
+        if schedule.evaluates(epoch, epochs):  # evaluate and probe
+            log_epoch(state, net, data, epoch, loss_fn=loss_fn, probes=probes and schedule.probes(epoch, epochs),
+                      train_subset=schedule.subset(epoch, epochs))
     return finish(state)

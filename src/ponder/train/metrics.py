@@ -21,13 +21,14 @@ EVAL_CHUNK = 2048  # examples per evaluation forward pass
 SPLITS = ("train", "val", "test")  # in the order their columns appear in a record's epoch row
 
 
-def _split_size(data: PopulationData, split: str) -> int:
-    return {"train": data.train_idx.shape[1], "val": data.val_idx.shape[1], "test": len(data.y_test)}[split]
+def _split_size(data: PopulationData, split: str, subset: int | None = None) -> int:
+    n = {"train": data.train_idx.shape[1], "val": data.val_idx.shape[1], "test": len(data.y_test)}[split]
+    return n if subset is None or split != "train" else min(n, subset)
 
 
-def _chunks(data: PopulationData, split: str, m: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _chunks(data: PopulationData, split: str, m: int, subset: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Inputs ``(M, C, *sample)`` and labels ``(M, C)`` of one split, EVAL_CHUNK examples at a time."""
-    n = _split_size(data, split)
+    n = _split_size(data, split, subset)
     for start in range(0, n, EVAL_CHUNK):
         sl = slice(start, min(n, start + EVAL_CHUNK))
         if split == "test":  # one shared test set, seen by every model
@@ -42,13 +43,13 @@ def _chunks(data: PopulationData, split: str, m: int) -> Iterator[tuple[torch.Te
 
 @torch.no_grad()
 def _loss_and_accuracy(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
-                       data: PopulationData, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+                       data: PopulationData, split: str, subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy ``(M,)`` of every model on one split; NaN for an empty split."""
-    m, n = params[0][0].shape[0], _split_size(data, split)
+    m, n = params[0][0].shape[0], _split_size(data, split, subset)
     if n == 0:
         return (torch.full((m,), float("nan")),) * 2
     tot_loss, tot_acc = 0.0, 0.0
-    for x, y in _chunks(data, split, m):
+    for x, y in _chunks(data, split, m, subset):
         logits = forward(params, layers, x, act)  # (M, C, classes)
         tot_loss = tot_loss + loss_fn(logits, y).sum(1)
         tot_acc = tot_acc + (logits.argmax(-1) == y).sum(1).to(logits.dtype)
@@ -56,15 +57,17 @@ def _loss_and_accuracy(params: Params, layers: tuple[Layer, ...], act: Callable,
 
 
 def evaluate(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
-             data: PopulationData) -> list[dict[str, float]]:
+             data: PopulationData, *, train_subset: int | None = None) -> list[dict[str, float]]:
     """One row per model: ``train_loss, train_acc, val_loss, val_acc, test_loss, test_acc``.
 
     Args:
         params: the population's per-layer ``(W, b)``, model axis first.
         loss_fn: the loss the models currently train on (per example, ``(M, B)``).
         data: the population's data.
+        train_subset: score the training split on its first ``train_subset`` examples (per model).
     """
     cols: dict[str, torch.Tensor] = {}
     for split in SPLITS:
-        cols[f"{split}_loss"], cols[f"{split}_acc"] = _loss_and_accuracy(params, layers, act, loss_fn, data, split)
+        cols[f"{split}_loss"], cols[f"{split}_acc"] = _loss_and_accuracy(params, layers, act, loss_fn, data, split,
+                                                                         train_subset)
     return [{k: float(v[m]) for k, v in cols.items()} for m in range(params[0][0].shape[0])]
