@@ -151,3 +151,51 @@ def test_input_modes_keep_labels_and_change_inputs():
     assert np.array_equal(base.y_train, shuffled.y_train)
     assert sorted(base.x_train[0]) == pytest.approx(sorted(shuffled.x_train[0]))
     assert not np.allclose(base.x_train, gauss.x_train)
+
+
+# -- data sanity: refused with one sentence before training ---------------------------------------
+
+def _npz(path, **arrays):
+    import numpy as np
+
+    base = {"x_train": np.zeros((4, 3), np.float32), "y_train": np.array([0, 1, 0, 1]),
+            "x_test": np.zeros((2, 3), np.float32), "y_test": np.array([0, 1])}
+    np.savez(path, **{**base, **arrays})
+    return str(path)
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    ({"x_train": np.zeros((0, 3), "float32"), "y_train": np.zeros(0, "int64")}, "x_train is empty"),
+    ({"x_test": np.zeros((0, 3), "float32"), "y_test": np.zeros(0, "int64")}, "x_test is empty"),
+    ({"y_train": np.array([0.0, 1.5, 0.0, 1.0])}, "non-integer values"),
+    ({"y_test": np.array([0, -1])}, "negative labels"),
+    ({"y_train": np.array([0, 1, 0])}, "differ in length"),
+])
+def test_bad_npz_data_is_refused_with_one_sentence(tmp_path, arrays, needle):
+    from ponder.catalog.datasets.files import npz
+    from ponder.errors import DataError
+
+    with pytest.raises(DataError, match=needle):
+        npz(_npz(tmp_path / "d.npz", **arrays))
+
+
+def test_whole_float_labels_are_read_as_integers(tmp_path):
+    import numpy as np
+
+    from ponder.catalog.datasets.files import npz
+
+    pool = npz(_npz(tmp_path / "d.npz", y_train=np.array([0.0, 1.0, 0.0, 1.0])))
+    assert pool.y_train.dtype == np.int64 and pool.y_train.tolist() == [0, 1, 0, 1]
+
+
+def test_an_archive_that_expands_too_far_is_refused_before_reading(tmp_path, monkeypatch):
+    import numpy as np
+
+    import ponder.catalog.datasets.files as files
+    from ponder.errors import DataError
+
+    path = _npz(tmp_path / "d.npz", x_train=np.zeros((4, 10_000), np.float32))
+    monkeypatch.setattr(files, "MAX_BYTES", 100_000)  # the real cap is 4 GiB; the rule is the same
+    monkeypatch.setattr(files.np, "load", lambda *a, **k: pytest.fail("np.load was reached"))
+    with pytest.raises(DataError, match="expands to"):
+        files.read_npz_split(path)

@@ -7,6 +7,7 @@ naming the file and what was expected.
 from __future__ import annotations
 
 import gzip
+import io
 import zipfile
 from pathlib import Path
 
@@ -19,18 +20,24 @@ from ponder.registry import register
 __all__ = ["read_idx", "read_cifar_batch", "read_npz_split"]
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_BYTES = 4 << 30  # 4 GiB: the most a dataset file may expand to in memory (checked before reading)
 
 
 def _read_bytes(path: str | Path) -> bytes:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"dataset file {str(p)!r} does not exist")
+    if p.stat().st_size > MAX_BYTES:
+        raise DataError(f"dataset file {str(p)!r} is {p.stat().st_size:,} bytes, above the {MAX_BYTES:,} ponder reads")
     raw = p.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+                raw = fh.read(MAX_BYTES + 1)
         except (OSError, EOFError) as exc:
             raise DataError(f"dataset file {str(p)!r} is a damaged gzip file ({exc})") from None
+        if len(raw) > MAX_BYTES:
+            raise DataError(f"dataset file {str(p)!r} expands to more than {MAX_BYTES:,} bytes; ponder refuses it")
     return raw
 
 
@@ -75,6 +82,7 @@ def read_npz_split(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"dataset file {str(p)!r} does not exist")
     if not zipfile.is_zipfile(p):
         raise DataError(f"{str(p)!r} is not a readable npz file (not a zip archive)")
+    _check_members(p)
     try:
         with np.load(p, allow_pickle=False) as data:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in data.files]
@@ -87,6 +95,39 @@ def read_npz_split(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{str(p)!r} holds object arrays, which ponder never unpickles ({exc})") from None
     except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError...
         raise DataError(f"{str(p)!r} is not a readable npz file ({type(exc).__name__})") from None
+
+
+def _check_members(p: Path) -> None:
+    """Refuse an archive whose members would expand beyond MAX_BYTES, before any is read."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{str(p)!r} is not a readable npz file ({type(exc).__name__})") from None
+    if total > MAX_BYTES:
+        raise DataError(f"{str(p)!r} expands to {total:,} bytes, above the {MAX_BYTES:,} ponder reads; "
+                        "store a smaller subset")
+
+
+def _labels(path: str | Path, name: str, y: np.ndarray) -> np.ndarray:
+    """Integer class labels 0..C-1, or one sentence: float labels are refused, never truncated."""
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise DataError(f"{str(path)!r}: {name} must hold integer class labels, found non-integer values "
+                            f"(dtype {y.dtype})")
+    elif not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{str(path)!r}: {name} must hold integer class labels, found dtype {y.dtype}")
+    if y.ndim != 1:
+        raise DataError(f"{str(path)!r}: {name} must be one label per example (1-D), found shape {y.shape}")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{str(path)!r}: {name} has negative labels; classes are 0..C-1")
+    return y.astype(np.int64)
+
+
+def _nonempty(path: str | Path, **parts: np.ndarray) -> None:
+    for name, arr in parts.items():
+        if len(arr) == 0:
+            raise DataError(f"{str(path)!r}: {name} is empty; a dataset needs training and test examples")
 
 
 def _standardize(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +153,10 @@ def mnist_idx(path: str) -> Pool:  # noqa: D417
         raise DataError(f"folder {str(folder)!r} has no {stem} (or {stem}.gz)")
 
     x_tr = read_idx(find("train-images-idx3-ubyte"))
-    y_tr = read_idx(find("train-labels-idx1-ubyte")).astype(np.int64)
+    y_tr = _labels(folder, "train-labels-idx1-ubyte", read_idx(find("train-labels-idx1-ubyte")))
     x_te = read_idx(find("t10k-images-idx3-ubyte"))
-    y_te = read_idx(find("t10k-labels-idx1-ubyte")).astype(np.int64)
+    y_te = _labels(folder, "t10k-labels-idx1-ubyte", read_idx(find("t10k-labels-idx1-ubyte")))
+    _nonempty(folder, train_images=x_tr, test_images=x_te)
     if x_tr.ndim != 3 or len(x_tr) != len(y_tr) or x_te.ndim != 3 or len(x_te) != len(y_te):
         raise DataError(f"folder {str(folder)!r}: image and label files do not match (images {x_tr.shape}, labels {y_tr.shape})")
     x_tr, x_te = _standardize(x_tr[:, None], x_te[:, None])
@@ -147,8 +189,11 @@ def npz(path: str, standardize: bool = False) -> Pool:
     """
     d = read_npz_split(path)
     for k in ("y_train", "y_test"):
-        if not np.issubdtype(d[k].dtype, np.integer):
-            raise DataError(f"{str(path)!r}: {k} must hold integer class labels, found dtype {d[k].dtype}")
+        d[k] = _labels(path, k, d[k])
+    _nonempty(path, x_train=d["x_train"], x_test=d["x_test"])
+    if len(d["x_train"]) != len(d["y_train"]) or len(d["x_test"]) != len(d["y_test"]):
+        raise DataError(f"{str(path)!r}: inputs and labels differ in length (x_train {len(d['x_train'])}, "
+                        f"y_train {len(d['y_train'])}, x_test {len(d['x_test'])}, y_test {len(d['y_test'])})")
     x_tr, x_te = d["x_train"].astype(np.float32), d["x_test"].astype(np.float32)
     if standardize:
         x_tr, x_te = _standardize(x_tr, x_te)
