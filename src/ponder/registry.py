@@ -22,7 +22,7 @@ from ponder.errors import CatalogError
 __all__ = ["Entry", "register", "alias", "get", "names", "entries", "KINDS", "closest", "unknown", "FACTS",
            "ActivationFacts", "InitializerFacts", "ModelFacts", "NoFacts"]
 
-KINDS = ("initializer", "activation", "loss", "dataset", "model")
+KINDS = ("initializer", "activation", "loss", "dataset", "model", "metric")
 
 _REGISTRY: dict[str, dict[str, "Entry"]] = {kind: {} for kind in KINDS}
 _ALIASES: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
@@ -78,9 +78,21 @@ class ModelFacts:
     """Attributes:
         classical: True for a scikit-learn model fitted without gradient training (no depth,
             width, optimizer or epochs).
+        module: True for a factory ``fn(in_shape, n_classes, **settings) -> torch.nn.Module``
+            (a user's own network), trained as a population through ``torch.func``.
     """
 
     classical: bool = False
+    module: bool = False
+
+
+@dataclass(frozen=True)
+class MetricFacts:
+    """Attributes:
+        direction: ``max`` (higher is better, accuracy) or ``min`` (lower is better, loss, ECE).
+    """
+
+    direction: str = "max"
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ class NoFacts:
 
 
 FACTS: dict[str, type] = {"initializer": InitializerFacts, "activation": ActivationFacts, "model": ModelFacts,
-                          "loss": NoFacts, "dataset": NoFacts}
+                          "loss": NoFacts, "dataset": NoFacts, "metric": MetricFacts}
 
 
 @dataclass(frozen=True)
@@ -126,30 +138,67 @@ class Entry:
         return (self.fn.__doc__ or "").strip()
 
     @property
+    def plugin(self) -> bool:
+        """True for an entry registered outside ponder (a user's plugin module)."""
+        return not (self.fn.__module__ or "").startswith("ponder.")
+
+    @property
+    def identity(self) -> str:
+        """What enters a run id: the version string for built-ins; for a plugin, also a hash of its
+        code (the function's source and its module's file), so an edited plugin retrains."""
+        return self.version if not self.plugin else f"{self.version}+{code_hash(self.fn)}"
+
+    @property
     def summary(self) -> str:
         return self.doc.splitlines()[0] if self.doc else ""
 
 
-def register(kind: str, name: str, *, formula: str, source: str, cites: str,
+def code_hash(fn: Callable[..., Any]) -> str:
+    """12 hex digits of SHA-256 over a function's source and the text of the module file it lives in."""
+    import hashlib
+    import inspect
+
+    parts = []
+    for get in (inspect.getsource, inspect.getsourcefile):
+        try:
+            parts.append(get(fn) or "")
+        except (OSError, TypeError):
+            parts.append("")
+    try:
+        with open(parts[1], encoding="utf-8") as fh:
+            parts[1] = fh.read()
+    except (OSError, TypeError):
+        pass
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
+def register(kind: str, name: str, *, formula: str, source: str = "", cites: str = "",
              version: str = "1", **facts: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as catalog entry ``name`` of ``kind``; ``facts`` are the kind's typed facts.
 
+    Built-in entries must give ``source`` and ``cites``; a plugin (a function defined outside
+    ponder) may leave them out. Re-registering a name from the same module (a re-imported plugin,
+    a re-run notebook cell) replaces the entry.
+
     Raises:
-        ValueError: ``kind`` is unknown, ``name`` is already taken or a fact is not one of the
-            kind's (a programming error).
+        ValueError: ``kind`` is unknown, ``name`` is already taken by another module, a fact is not
+            one of the kind's, or a built-in lacks its citation (a programming error).
     """
     if kind not in _REGISTRY:
-        raise ValueError(f"unknown catalog kind {kind!r}; expected one of {KINDS}")
-    if not formula or not cites:
-        raise ValueError(f"catalog entry {name!r} needs a formula and a citation")
+        raise ValueError(unknown("catalog kind", kind, list(KINDS)))
+    if not formula:
+        raise ValueError(f"catalog entry {name!r} needs a formula")
     try:
         typed = FACTS[kind](**facts)
     except TypeError as exc:
         raise ValueError(f"{kind} {name!r}: {exc}") from None
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _REGISTRY[kind]:
-            raise ValueError(f"{kind} {name!r} is registered twice")
+        old = _REGISTRY[kind].get(name)
+        if old is not None and old.fn.__module__ != fn.__module__:
+            raise ValueError(f"{kind} {name!r} is already registered by {old.fn.__module__}; choose another name")
+        if (fn.__module__ or "").startswith("ponder.") and not (cites and source):
+            raise ValueError(f"built-in {kind} {name!r} needs a source and a citation")
         _REGISTRY[kind][name] = Entry(kind, name, fn, formula, source, cites, version, typed)
         return fn
 

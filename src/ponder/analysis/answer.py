@@ -30,18 +30,12 @@ def _diff(metric: str, v: float) -> str:
     return f"{abs(100 * v):.1f} points" if metric == "accuracy" else f"{abs(v):.3f}"
 
 
-def _classical(arch: str) -> bool:
-    from ponder import registry
-
-    return registry.get("model", arch).facts.classical
-
-
-def _model_words(spec: dict[str, Any]) -> str:
+def _model_words(spec: dict[str, Any], classical: bool) -> str:
     m, factors = spec["model"], spec.get("factors", {})
     archs = [m["arch"]] if not any("model.arch" in k.split("+") for k in factors) else None
     if archs is None:
         return "models of each architecture"
-    if _classical(m["arch"]):
+    if classical:
         return f"{'an' if m['arch'][:1] in 'aeiou' else 'a'} {m['arch']} (classic pipeline)"
     depth = "depth varied" if "model.depth" in factors else _plural(m["depth"], "hidden layer")
     width = "width varied" if "model.width" in factors else f"width {m['width']}"
@@ -64,13 +58,17 @@ def _lr_words(spec: dict[str, Any]) -> str:
     return f"fixed learning rate {t['lr']:g}"
 
 
-def scope(spec: dict[str, Any], seeds: int) -> str:
-    """The protocol in words: data, model, optimizer, learning rate, epochs, seeds (correct for every model kind)."""
+def scope(spec: dict[str, Any], seeds: int, *, classical: bool = False) -> str:
+    """The protocol in words: data, model, optimizer, learning rate, epochs, seeds (correct for every model kind).
+
+    ``classical``: the study's (fixed) architecture is the classic pipeline, which has no depth,
+    width, optimizer or epochs.
+    """
     ds, t, factors = spec["dataset"], spec["training"], spec.get("factors", {})
     data = ds["name"] + (f" ({ds['train_size']} training examples)" if ds.get("train_size") else "")
     if ds.get("label_noise"):
         data += f" with {100 * ds['label_noise']:.0f}% corrupted labels"
-    model = _model_words(spec)
+    model = _model_words(spec, classical)
     if "classic pipeline" in model:
         return f"on {data}, {model}, {_plural(seeds, 'seed')} per arm"
     optimizer = "each optimizer" if "training.optimizer" in factors else t["optimizer"]
@@ -79,13 +77,13 @@ def scope(spec: dict[str, Any], seeds: int) -> str:
             f"{_lr_words(spec)}, {_plural(seeds, 'seed')} per arm")
 
 
-def scope_short(spec: dict[str, Any]) -> str:
+def scope_short(spec: dict[str, Any], *, classical: bool = False) -> str:
     """Where the answer holds, in a few words: "on mnist1d mlps (2 hidden layers)"."""
     ds, m, factors = spec["dataset"], spec["model"], spec.get("factors", {})
     data = "each dataset" if "dataset.name" in factors else ds["name"]
     if any("model.arch" in k.split("+") for k in factors):
         return f"on {data}"
-    if _classical(m["arch"]):
+    if classical:
         return f"on {data} with {m['arch']}"
     depth = "" if "model.depth" in factors else f" ({_plural(m['depth'], 'hidden layer')})"
     return f"on {data} {m['arch']}s{depth}"

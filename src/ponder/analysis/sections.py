@@ -243,17 +243,19 @@ def compose(ctx: Context, an: Analysis) -> tuple[str, str]:
     total = sum(a.n_runs for a in an.arms)
     no_train = sum(a.n_chance for a in an.arms)
     outcome = outcome_sentence(total, sum(a.n_diverged for a in an.arms), no_train, sum(a.n_memorized for a in an.arms))
-    where = scope(ctx.spec, ctx.seeds)
+    classical = "depth" not in json.loads(ctx.chosen["config_json"].iloc[0])["model"]  # the classic pipeline's configs
+    where = scope(ctx.spec, ctx.seeds, classical=classical)
+    short = scope_short(ctx.spec, classical=classical)
     if ctx.chance and no_train == total:
-        head = (f"No arm trained {scope_short(ctx.spec)}: every run's training accuracy stayed within "
+        head = (f"No arm trained {short}: every run's training accuracy stayed within "
                 f"{100 * CHANCE_MARGIN:.0f} points of chance, so no level can be recommended.")
     elif an.factor_effects:
         head = headline(an.factor_effects, an.interaction_tests, focus=an.focus, metric=ctx.metric,
-                        scope_short=scope_short(ctx.spec))
+                        scope_short=short)
     else:
         a = an.arms[0]
         ci = "" if a.test.lo != a.test.lo else f", 95% CI {_fmt(ctx, a.test.lo)} to {_fmt(ctx, a.test.hi)}"
-        head = f"'{a.arm}' reaches a test {ctx.metric} of {_fmt(ctx, a.test.mean)}{ci} {scope_short(ctx.spec)}."
+        head = f"'{a.arm}' reaches a test {ctx.metric} of {_fmt(ctx, a.test.mean)}{ci} {short}."
     best = min(an.arms, key=lambda a: a.rank)
     ci = "" if best.test.lo != best.test.lo else f", 95% CI {_fmt(ctx, best.test.lo)} to {_fmt(ctx, best.test.hi)}"
     lead = f"'{best.arm}' gives the best test {ctx.metric} ({_fmt(ctx, best.test.mean)}{ci})." if len(an.arms) > 1 else ""

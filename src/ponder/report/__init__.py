@@ -1,5 +1,10 @@
-"""Reports: an offline folder per study with index.html, PNG figures and summary.md."""
+"""Reports: an offline folder per study with index.html, PNG/SVG figures, summary.md and table.tex.
 
-from ponder.report.html import write_index, write_report
+ponder writes only into folders it created or marked as its own (:mod:`ponder.report.ownership`);
+``<out>/index.html`` lists every study reported into ``<out>`` (:mod:`ponder.report.index`).
+"""
+
+from ponder.report.html import write_report
+from ponder.report.index import write_index
 
 __all__ = ["write_report", "write_index"]

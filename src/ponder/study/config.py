@@ -90,15 +90,15 @@ class RunConfig(BaseModel):
         return cfg
 
     def catalog_versions(self) -> dict[str, str]:
-        """Version strings of the catalog entries this run uses."""
+        """Version strings of the catalog entries this run uses (plus a code hash for plugins)."""
         from ponder.catalog.initializers.base import parse_init
 
         return {
-            "dataset": registry.get("dataset", self.dataset.name).version,
-            "model": registry.get("model", self.model.arch).version,
-            "activation": registry.get("activation", self.model.activation).version,
-            "initializer": registry.get("initializer", parse_init(self.model.initializer)[0]).version,
-            "loss": "+".join(registry.get("loss", part).version for part in self.training.loss.split(">")),
+            "dataset": registry.get("dataset", self.dataset.name).identity,
+            "model": registry.get("model", self.model.arch).identity,
+            "activation": registry.get("activation", self.model.activation).identity,
+            "initializer": registry.get("initializer", parse_init(self.model.initializer)[0]).identity,
+            "loss": "+".join(registry.get("loss", part).identity for part in self.training.loss.split(">")),
         }
 
     def run_id(self) -> str:

@@ -192,6 +192,7 @@ class Study(BaseModel):
     metrics: list[str] = Field(default_factory=lambda: ["accuracy", "loss"], min_length=1)
     reference: str | None = None
     focus: str | None = None  # the factor the question is about; without it factors are reported by effect size
+    plugins: list[str] = Field(default_factory=list)  # modules registering the user's own components
     rope: float = Field(default=0.01, ge=0.0, le=1.0)  # region of practical equivalence, in the metric's units
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -335,11 +336,15 @@ def resolve_study_path(name_or_path: str) -> tuple[str, str]:
     return f"{name_or_path}.toml", resources.files("ponder.studies").joinpath(f"{name_or_path}.toml").read_text()
 
 
-def load_study(name_or_path: str | Path, *, quick: bool = False, seeds: int | None = None) -> Study:
+def load_study(name_or_path: str | Path, *, quick: bool = False, seeds: int | None = None,
+               plugins: list[str] | None = None) -> Study:
     """Load and validate a built-in study by name, or a study file by path.
 
+    ``plugins`` (and the study's own ``plugins`` key) are imported first, from the study file's folder
+    or the Python path, so the study can name the components they register.
+
     Raises:
-        SpecError: the file is missing, is not TOML, or does not validate.
+        SpecError: the file is missing, is not TOML, does not validate, or a plugin cannot be loaded.
     """
     origin, text = resolve_study_path(str(name_or_path))
     try:
@@ -348,5 +353,14 @@ def load_study(name_or_path: str | Path, *, quick: bool = False, seeds: int | No
         raise SpecError(f"{origin}: not valid TOML ({exc})") from None
     except RecursionError:
         raise SpecError(f"{origin}: arrays or tables are nested too deeply to be a study") from None
-    overrides = {"seeds": seeds} if seeds is not None else None
-    return parse_study(raw, origin=origin, quick=quick, overrides=overrides)
+    from ponder.plugins import load_plugins
+
+    listed = raw.get("plugins", [])
+    if not isinstance(listed, list):
+        raise SpecError(f"{origin}: key 'plugins' must be a list of module names, e.g. plugins = [\"my_components\"]")
+    base = Path(origin).parent if Path(origin).is_file() else None
+    load_plugins([*listed, *(plugins or [])], base=base)
+    overrides = {"seeds": seeds} if seeds is not None else {}
+    if plugins:
+        overrides["plugins"] = list(dict.fromkeys([*listed, *plugins]))
+    return parse_study(raw, origin=origin, quick=quick, overrides=overrides or None)
