@@ -46,6 +46,8 @@ _SCHEMA = [
         act_mean DOUBLE, act_std DOUBLE, zero_frac DOUBLE, dead_frac DOUBLE, grad_norm DOUBLE, sigma_w2 DOUBLE,
         sigma_b2 DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS evals(run_id VARCHAR, probe VARCHAR, kind VARCHAR, level DOUBLE, value DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS analyses(study VARCHAR PRIMARY KEY, fingerprint VARCHAR, json VARCHAR,
+        updated TIMESTAMP)""",
 ]
 EPOCH_COLS = ["run_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm",
@@ -92,13 +94,14 @@ def _migrate_1_to_2(con) -> None:
 def _migrate_2_to_3(con) -> None:
     """Version 3 adds the ``evals`` table: measurements of a trained model beyond its learning curve
     (accuracy under input shift, loss along lines in parameter space)."""
-    con.execute(_SCHEMA[-1])
+    con.execute(next(stmt for stmt in _SCHEMA if "evals(" in stmt))
 
 
 def _migrate_3_to_4(con) -> None:
     """Version 4 records each run's number of classes, so analysis never reloads a dataset (NULL for
-    runs trained before: analysis then asks the dataset, once)."""
+    runs trained before), and keeps each study's latest analysis (``analyses``)."""
     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS n_classes INTEGER")
+    con.execute(next(stmt for stmt in _SCHEMA if "analyses(" in stmt))
 
 
 MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}  # from version -> function bringing the store to version + 1
@@ -121,6 +124,7 @@ class Store:
 
     def __init__(self, path: str | Path = "ponder.duckdb", *, read_only: bool = False):
         self.path = str(path)
+        self.read_only = read_only
         if self.path != ":memory:" and read_only and not Path(self.path).exists():
             raise NotFound(f"store {self.path!r} does not exist; run a study first (ponder run STUDY --store {self.path})")
         if self.path != ":memory:":
@@ -269,8 +273,29 @@ class Store:
         return self.con.execute("""SELECT v.* FROM evals v JOIN study_runs p USING (run_id) WHERE p.study = ?
                                    ORDER BY v.run_id, v.probe, v.kind, v.level""", [study]).df()
 
+    def fingerprint(self, study: str) -> str:
+        """What an analysis of the study depends on: its plan and its finished runs (changes when either does)."""
+        row = self.con.execute("""
+            SELECT count(*), count(r.run_id), max(r.finished), string_agg(p.run_id || coalesce(r.status, ''), ',' ORDER BY p.run_id)
+            FROM study_runs p LEFT JOIN runs r USING (run_id) WHERE p.study = ?""", [study]).fetchone()
+        import hashlib
+
+        return hashlib.sha256(repr(row).encode()).hexdigest()[:16]
+
+    def save_analysis(self, study: str, fingerprint: str, payload: dict[str, Any]) -> None:
+        """Keep the study's analysis (the JSON object ``ponder report --format json`` prints)."""
+        with self._transaction():
+            self.con.execute("DELETE FROM analyses WHERE study = ?", [study])
+            self.con.execute("INSERT INTO analyses VALUES (?, ?, ?, ?)",
+                             [study, fingerprint, json.dumps(payload, allow_nan=False), _now()])
+
+    def analysis(self, study: str) -> tuple[str, dict[str, Any]] | None:
+        """(fingerprint, analysis JSON) stored for the study, or None."""
+        row = self.con.execute("SELECT fingerprint, json FROM analyses WHERE study = ?", [study]).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
     def count(self, table: str) -> int:
-        if table not in ("runs", "epochs", "layers", "evals", "studies", "study_runs"):
+        if table not in ("runs", "epochs", "layers", "evals", "studies", "study_runs", "analyses"):
             raise ValueError(table)
         return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 

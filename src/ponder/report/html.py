@@ -25,7 +25,8 @@ __all__ = ["write_report", "write_index", "summary_markdown", "latex_table", "st
 
 def write_report(store: Store, name: str, out: str | Path = "reports", *, command: str | None = None,
                  force: bool = False) -> Path:
-    """Write ``out/<name>/`` (index.html, figures, summary.md, table.tex) and merge the study into ``out/index.html``.
+    """Write ``out/<name>/`` (index.html, figures, summary.md, table.tex, analysis.json) and merge the study into
+    ``out/index.html``.
 
     The folders are checked before any analysis: ponder writes only into folders it created or
     marked (see :mod:`ponder.report.ownership`) and that can be written.
@@ -58,10 +59,13 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     command = command or _default_command(an, store)
     outputs = {"index.html": study_html(an, figures=figures, command=command),
                "summary.md": summary_markdown(an),
-               "table.tex": latex_table(an)}
+               "table.tex": latex_table(an),
+               "analysis.json": json.dumps(an.to_json(), indent=2, allow_nan=False) + "\n"}
     for file, text in outputs.items():
         (folder / file).write_text(text, encoding="utf-8")
-    write_index(out, entry={"name": name, "question": an.study["question"], "answer": an.answer}, force=force)
+    if not store.read_only:  # the analysis is kept with the study
+        store.save_analysis(name, store.fingerprint(name), an.to_json())
+    write_index(out, entry={"name": name, "question": an.study["question"], "answer": an.headline}, force=force)
     return folder / "index.html"
 
 

@@ -36,7 +36,7 @@ def summary_markdown(an: Analysis) -> str:
     """
     fmt = pct if an.metric == "accuracy" else (lambda v: f"{v:.4f}")
     lines = [f"# {md(an.study['name'])}", "", f"**Question.** {md(an.study['question'])}", "",
-             f"**Answer.** {md(an.answer)}", ""]
+             f"**Headline.** {md(an.headline)}", "", f"**Answer.** {md(an.answer)}", ""]
     lines += [f"> warning: {md(w)}" for w in an.warnings] + ([""] if an.warnings else [])
     lines += _header("arm", "rank", "chosen", f"test {md_cell(an.metric)}", "95% CI", "runs", "diverged", "did not train")
     for a in sorted(an.arms, key=lambda a: a.rank):

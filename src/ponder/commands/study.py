@@ -1,0 +1,132 @@
+"""``ponder list``, ``show``, ``report`` and ``export``: studies and catalog entries, read only."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from ponder.commands import checks
+from ponder.commands.console import TABLE_FORMATS, emit, say
+
+__all__ = ["list_", "show", "report", "export", "study_name", "builtin_questions", "KIND_PLURAL", "STORE",
+           "EXPORT_TABLES"]
+
+STORE = typer.Option("ponder.duckdb", "--store", help="DuckDB results file.")
+FORMAT = typer.Option("auto", "--format", help="auto (a table on a terminal, tab-separated values in a pipe), "
+                                               "table, tsv or json.")
+KIND_PLURAL = {"initializers": "initializer", "activations": "activation", "losses": "loss", "datasets": "dataset",
+               "models": "model"}
+EXPORT_TABLES = ("runs", "epochs", "layers", "evals")  # the files Store.export writes: {study}_{table}.{fmt}
+
+
+def builtin_questions() -> dict[str, str]:
+    """Built-in study names and their questions, read without importing the study package (and torch)."""
+    import tomllib
+    from importlib import resources
+
+    files = sorted((f for f in resources.files("ponder.studies").iterdir() if f.name.endswith(".toml")),
+                   key=lambda f: f.name)
+    return {f.name[:-5]: str(tomllib.loads(f.read_text(encoding="utf-8")).get("question", "")) for f in files}
+
+
+def list_(what: str = typer.Argument("studies", help="studies, initializers, activations, losses, datasets or models."),
+          pattern: str = typer.Option("*", "--pattern", "-p", help="fnmatch pattern on names."),
+          fmt: str = FORMAT) -> None:
+    """List built-in studies or catalog entries."""
+    checks.choice("--format", fmt, TABLE_FORMATS)
+    if what == "studies":
+        from fnmatch import fnmatchcase
+
+        rows = [{"name": k, "question": v} for k, v in builtin_questions().items() if fnmatchcase(k, pattern)]
+    elif what in KIND_PLURAL:
+        from ponder import registry
+
+        rows = [{"name": e.name, "formula": e.formula, "source": e.source, "cites": e.cites}
+                for e in registry.entries(KIND_PLURAL[what], pattern)]
+    else:
+        checks.choice("kind", what, ["studies", *KIND_PLURAL])  # always raises here
+    emit(rows, fmt)
+
+
+def show(study: str = typer.Argument(..., help="A built-in study name or a .toml path."),
+         quick: bool = typer.Option(False, "--quick", help="Apply the study's [quick] overrides."),
+         seeds: Optional[int] = typer.Option(None, "--seeds", help="Override the number of seeds (1 or more).")) -> None:
+    """Show a study's design: settings, factors, tuning, and how many runs and populations it makes."""
+    checks.integer("--seeds", seeds, lo=1)
+    from ponder.study import expand, load_study, populations
+
+    spec = load_study(study, quick=quick, seeds=seeds)
+    runs = expand(spec)
+    say(f": {spec.question}", bold=spec.name)
+    for section in ("dataset", "model", "training"):
+        say(f"  [{section}] {json.dumps(getattr(spec, section).model_dump())}")
+    for k, v in spec.factors.items():
+        say(f"  factor {k}: {v}")
+    for k, v in spec.tune.items():
+        say(f"  tuned  {k}: {v}")
+    for k, v in spec.search.items():
+        if k not in ("draws", "seed"):
+            say(f"  drawn  {k}: {json.dumps(v)} ({spec.search['draws']} draws, the same for every arm)")
+    if spec.evaluate.config():
+        say(f"  [evaluate] {json.dumps(spec.evaluate.config())}")
+    arms = len({r.arm for r in runs})
+    settings = len({r.tuned for r in runs})
+    note = "" if len(runs) == arms * settings * spec.seeds else " (baselines skip the settings they do not use)"
+    say(f"  {arms} arms x {settings} tuned settings x {spec.seeds} seeds = "
+        f"{len(runs)} runs in {len(populations(runs))} populations{note}")
+
+
+def report(study: str = typer.Argument(..., help="Study name in the store, or its .toml file."),
+           store: str = STORE,
+           out_dir: str = typer.Option("reports", "--out", help="Folder for reports (made if missing)."),
+           fmt: str = typer.Option("html", "--format", help="html (folder with figures) or md (summary only)."),
+           open_: bool = typer.Option(False, "--open", help="Open the report in the default browser.")) -> None:
+    """Write (or rewrite) a study's report from the store."""
+    checks.choice("--format", fmt, ("html", "md"))
+    if fmt == "html":
+        checks.writable_folder("--out", out_dir)
+    name = study_name(study)
+    from ponder.store import Store
+
+    with Store(store, read_only=True) as st:
+        if fmt == "md":
+            from ponder.analysis import analyze
+            from ponder.report.html import summary_markdown
+
+            print(summary_markdown(analyze(st, name)), end="")
+            return
+        from ponder.report import write_report
+
+        path = write_report(st, name, out_dir)
+    say(f"report: {path}")
+    if open_:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+def study_name(study: str) -> str:
+    """The store knows studies by name; a .toml path gives the name written in it."""
+    if not study.endswith(".toml"):
+        return study
+    from ponder.study import load_study
+
+    return load_study(study).name
+
+
+def export(study: str = typer.Argument(..., help="Study name in the store, or its .toml file."),
+           store: str = STORE,
+           fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+           out_dir: str = typer.Option("export", "--out", help="Folder for the files (made if missing)."),
+           force: bool = typer.Option(False, "--force", help="Replace files of an earlier export.")) -> None:
+    """Export a study's runs, epochs, per-layer records and evaluations as Parquet or CSV."""
+    checks.choice("--format", fmt, ("parquet", "csv"))
+    name = study_name(study)
+    checks.new_files("--out", out_dir, [f"{name}_{table}.{fmt}" for table in EXPORT_TABLES], force=force)
+    from ponder.store import Store
+
+    with Store(store, read_only=True) as st:
+        for p in st.export(name, out_dir, fmt):
+            say(str(p))
