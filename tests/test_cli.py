@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
@@ -39,10 +41,24 @@ def test_run_rerun_report_export(tiny_study, tmp_path):
     # More seeds: only the new runs train.
     r = ponder_cli("run", tiny_study, "--store", store, "--out", reports, "--seeds", 4)
     assert "16 runs, 12 already in the store, 4 trained" in r.stderr
+    headline = r.stdout.splitlines()[0]  # the headline first, then the answer
 
     html = (reports / "tiny" / "index.html").read_text()
-    for part in ("Answer.", "learning_curves.png", "final_metric.png", "Paired comparisons"):
+    for part in ('id="headline"', "In detail.", "learning_curves.png", "final_metric.png", "Paired comparisons"):
         assert part in html
+
+    # The printed answer is the analysis object's, which `report --format json` prints too.
+    r = ponder_cli("report", "tiny", "--store", store, "--format", "json")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["factors"][0]["factor"] == "model.initializer"
+    assert {"headline", "answer", "factors", "interactions", "warnings"} <= set(out)
+    assert out["factors"][0]["verdict"] in ("matters", "no evidence", "equivalent")
+    assert json.loads((reports / "tiny" / "analysis.json").read_text())["headline"] == out["headline"]
+    assert headline == json.loads((reports / "tiny" / "analysis.json").read_text())["headline"]
+
+    # A mistyped --seeds that grows the plan more than tenfold is shown and refused without --yes.
+    r = ponder_cli("run", tiny_study, "--store", store, "--out", reports, "--seeds", 50)
+    assert r.returncode == 2 and "this plan has 200 runs, the stored one 16" in r.stderr and "--yes" in r.stderr
     assert (reports / "tiny" / "learning_curves.png").stat().st_size > 1000
     assert (reports / "tiny" / "summary.md").read_text().startswith("# tiny")
     assert 'href="tiny/index.html"' in (reports / "index.html").read_text()

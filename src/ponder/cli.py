@@ -13,6 +13,7 @@ progress): each command imports what it needs, so ``ponder --help`` starts at on
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -49,13 +50,15 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
                                               "process, from 1 to the CPUs it may use (default: all the CPUs available "
                                               "to this process, by its CPU affinity)."),
         memory: Optional[float] = typer.Option(None, "--memory", help="Memory budget in GiB for one training chunk (more than 0)."),
-        force: bool = typer.Option(False, "--force", help="Lift the soft limits on study size."),
+        force: bool = typer.Option(False, "--force", help="Lift the soft limits on study size and write into report folders ponder did not create."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the report afterwards."),
         executor: str = typer.Option("local", "--executor", help="local (this process) or ray (Ray tasks)."),
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: start a local instance)."),
         cpus_per_task: Optional[float] = typer.Option(None, "--cpus-per-task", help="Ray: CPUs (and torch threads) per task (default 1)."),
         gpus_per_task: Optional[float] = typer.Option(None, "--gpus-per-task", help="Ray: GPUs per task (default 1 with --device cuda)."),
-        retries: Optional[int] = typer.Option(None, "--retries", help="Ray: tries again per failed or killed task (default 2).")) -> None:
+        retries: Optional[int] = typer.Option(None, "--retries", help="Ray: tries again per failed or killed task (default 2)."),
+        plugin: list[str] = typer.Option([], "--plugin", help="A module registering your own components (repeatable)."),
+        yes: bool = typer.Option(False, "--yes", help="Run a plan that grows the stored one more than tenfold without asking.")) -> None:
     """Train every run of STUDY the store does not have yet, then write its report."""
     _check_run_options(seeds=seeds, device=device, threads=threads, memory=memory, executor=executor,
                        out_dir=out_dir if report else None, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
@@ -67,12 +70,18 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
 
     torch.set_num_threads(threads or checks.cpus_available())
     names = ALL_STUDIES if study == "all" else [study]
-    specs = [load_study(name, quick=quick, seeds=seeds) for name in names]  # validate every study before training any
+    specs = [load_study(name, quick=quick, seeds=seeds, plugins=plugin) for name in names]  # validate all before training
+    if report:  # a report folder ponder may not write is refused now, not after training
+        from ponder.report.ownership import check_report_target
+
+        for spec in specs:
+            check_report_target(Path(out_dir), Path(out_dir) / spec.name, force=force)
     with open_executor(executor, device=device, address=address, cpus_per_task=cpus_per_task,
                        gpus_per_task=gpus_per_task, max_retries=retries) as ex, Store(store) as st:
         if device == "auto":
             say(f"device: {ex.device} (--device auto)", to_err=True)
         for spec in specs:
+            _confirm_growth(spec, st, quick=quick, yes=yes or force)
             _run_one(spec, st, store=store, out_dir=out_dir, quick=quick, memory=memory, force=force,
                      report=report, executor=ex)
 
@@ -90,6 +99,25 @@ def _check_run_options(*, seeds: Optional[int], device: str, threads: Optional[i
     checks.number("--gpus-per-task", gpus_per_task, lo=0.0)
     if out_dir is not None:
         checks.writable_folder("--out", out_dir)
+
+
+def _confirm_growth(spec, st, *, quick: bool, yes: bool) -> None:
+    """A plan more than ten times the stored plan of the same study and mode is shown and needs --yes
+    (or a yes at the prompt in a terminal): a mistyped --seeds 50 must not start a thousand runs."""
+    from ponder.study import expand
+
+    stored = st.plan_size(spec.name, quick=quick)
+    new = len(expand(spec))
+    if yes or not stored or new <= 10 * stored:
+        return
+    what = f"{spec.name}{' --quick' if quick else ''}: this plan has {new:,} runs, the stored one {stored:,}"
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        if typer.confirm(f"{what}; train them?", default=False, err=True):
+            return
+        raise typer.Exit(1)
+    from ponder.errors import LimitError
+
+    raise LimitError(f"{what} (more than ten times as many); pass --yes to run it")
 
 
 def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, memory, force: bool, report: bool,
@@ -118,10 +146,12 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, memory, force: 
     for error, n in res.errors.items():
         err.print(f"  {n} runs failed: {error} (the same command retries them)")
     if report:
-        path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]))
-        summary = (path.parent / "summary.md").read_text()
-        answer = next(l.removeprefix("**Answer.** ") for l in summary.splitlines() if l.startswith("**Answer.**"))
-        out.print(answer, soft_wrap=True)
+        path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]), force=force)
+        stored = st.analysis(spec.name)  # the analysis object write_report kept with the study
+        if stored is not None:
+            out.print(stored[1]["headline"], soft_wrap=True)
+            out.print("")
+            out.print(stored[1]["answer"], soft_wrap=True)
         out.print(f"report: {path}")
 
 

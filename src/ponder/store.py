@@ -5,8 +5,9 @@ Contract:
   either all of a population's runs with all their records, or none of them;
 - records are immutable once written; a finished run (``ok`` or ``diverged``) is never
   trained again, because its id (a hash of its resolved config) is found here;
-- a study's plan (which runs belong to it) is replaced when the study is run again, while the
-  runs themselves stay, so ``--quick`` and full runs of a study share what they have in common;
+- a study's current plan (which runs belong to it, what its report covers) is the one it was last
+  run with; the plan of each mode (quick, full) is kept apart in ``plans``; the runs themselves
+  stay, so ``--quick`` and full runs of a study share what they have in common;
 - a missing study raises :class:`~ponder.errors.NotFound`.
 """
 
@@ -48,6 +49,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS evals(run_id VARCHAR, probe VARCHAR, kind VARCHAR, level DOUBLE, value DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS analyses(study VARCHAR PRIMARY KEY, fingerprint VARCHAR, json VARCHAR,
         updated TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS plans(study VARCHAR, quick BOOLEAN, run_id VARCHAR, updated TIMESTAMP,
+        PRIMARY KEY(study, quick, run_id))""",
 ]
 EPOCH_COLS = ["run_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 LAYER_COLS = ["run_id", "epoch", "layer", "preact_std", "act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm",
@@ -99,9 +102,13 @@ def _migrate_2_to_3(con) -> None:
 
 def _migrate_3_to_4(con) -> None:
     """Version 4 records each run's number of classes, so analysis never reloads a dataset (NULL for
-    runs trained before), and keeps each study's latest analysis (``analyses``)."""
+    runs trained before), keeps each study's latest analysis (``analyses``) and the plan of each mode
+    (``plans``: quick and full apart)."""
     con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS n_classes INTEGER")
     con.execute(next(stmt for stmt in _SCHEMA if "analyses(" in stmt))
+    con.execute(next(stmt for stmt in _SCHEMA if "plans(" in stmt))
+    con.execute("""INSERT INTO plans SELECT p.study, s.quick, p.run_id, s.updated FROM study_runs p
+                   JOIN studies s ON s.name = p.study""")
 
 
 MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}  # from version -> function bringing the store to version + 1
@@ -155,11 +162,17 @@ class Store:
         if read_only:  # migrations need a writable connection; reopen, migrate, reopen read-only
             self.con.close()
             self.con = _connect(self.path, False)
-        with self._transaction():
-            while version < SCHEMA_VERSION:
-                MIGRATIONS[version](self.con)
-                version += 1
-            self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+        start = version
+        try:
+            with self._transaction():
+                while version < SCHEMA_VERSION:
+                    MIGRATIONS[version](self.con)
+                    version += 1
+                self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+        except duckdb.Error as exc:  # tables its version promises are missing or differ: rolled back, left as it was
+            self.con.close()
+            raise StoreError(f"store {self.path!r} says schema version {start} but cannot be brought to {SCHEMA_VERSION} "
+                             f"({str(exc).splitlines()[0]}); it is left as it was: choose another --store") from None
         if read_only:
             self.con.close()
             self.con = _connect(self.path, True)
@@ -185,9 +198,11 @@ class Store:
             self.con.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?)",
                              [name, question, json.dumps(spec, default=str), source, quick, _now()])
             self.con.execute("DELETE FROM study_runs WHERE study = ?", [name])
+            self.con.execute("DELETE FROM plans WHERE study = ? AND quick = ?", [name, quick])
             if len(rows):
                 self.con.register("plan_rows", rows)
                 self.con.execute("INSERT INTO study_runs SELECT study, run_id, arm, arm_json, tuned_json, seed FROM plan_rows")
+                self.con.execute("INSERT INTO plans SELECT DISTINCT study, ?, run_id, ? FROM plan_rows", [quick, _now()])
                 self.con.unregister("plan_rows")
 
     def save_chunk(self, rows: ChunkRows, *, before_commit: Callable[[], None] | None = None) -> None:
@@ -273,6 +288,10 @@ class Store:
         return self.con.execute("""SELECT v.* FROM evals v JOIN study_runs p USING (run_id) WHERE p.study = ?
                                    ORDER BY v.run_id, v.probe, v.kind, v.level""", [study]).df()
 
+    def plan_size(self, study: str, *, quick: bool) -> int:
+        """Runs in the stored plan of ``study`` for this mode (quick or full); 0 when it was never run so."""
+        return int(self.con.execute("SELECT count(*) FROM plans WHERE study = ? AND quick = ?", [study, quick]).fetchone()[0])
+
     def fingerprint(self, study: str) -> str:
         """What an analysis of the study depends on: its plan and its finished runs (changes when either does)."""
         row = self.con.execute("""
@@ -337,7 +356,7 @@ def _schema_version(con: "duckdb.DuckDBPyConnection", path: str) -> int | None:
         version = int(row[0]) if row else None
     except (duckdb.Error, ValueError, TypeError):
         version = None
-    if version is None or "runs" not in tables:
+    if version is None or version < 1 or "runs" not in tables:  # ponder's versions start at 1
         con.close()
         found = ", ".join(sorted(tables)[:5])
         raise StoreError(f"{path!r} is a DuckDB database that ponder did not write (it has tables {found}); "

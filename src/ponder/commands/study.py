@@ -81,30 +81,48 @@ def show(study: str = typer.Argument(..., help="A built-in study name or a .toml
 def report(study: str = typer.Argument(..., help="Study name in the store, or its .toml file."),
            store: str = STORE,
            out_dir: str = typer.Option("reports", "--out", help="Folder for reports (made if missing)."),
-           fmt: str = typer.Option("html", "--format", help="html (folder with figures) or md (summary only)."),
+           fmt: str = typer.Option("html", "--format", help="html (folder with figures), md (summary only) or json "
+                                   "(the analysis object: headline, answer, factors, interactions, warnings)."),
+           force: bool = typer.Option(False, "--force", help="Write into a report folder ponder did not create."),
            open_: bool = typer.Option(False, "--open", help="Open the report in the default browser.")) -> None:
-    """Write (or rewrite) a study's report from the store."""
-    checks.choice("--format", fmt, ("html", "md"))
+    """Write (or rewrite) a study's report from the store; a report whose inputs have not changed is kept."""
+    checks.choice("--format", fmt, ("html", "md", "json"))
     if fmt == "html":
         checks.writable_folder("--out", out_dir)
     name = study_name(study)
     from ponder.store import Store
 
     with Store(store, read_only=True) as st:
-        if fmt == "md":
-            from ponder.analysis import analyze
-            from ponder.report.html import summary_markdown
-
-            print(summary_markdown(analyze(st, name)), end="")
+        if fmt in ("md", "json"):
+            _print_analysis(st, name, fmt)
             return
         from ponder.report import write_report
 
-        path = write_report(st, name, out_dir)
+        path = write_report(st, name, out_dir, force=force)
     say(f"report: {path}")
     if open_:
         import webbrowser
 
         webbrowser.open(path.resolve().as_uri())
+
+
+def _print_analysis(st, name: str, fmt: str) -> None:
+    """The analysis as JSON (the stored one when the study's runs have not changed) or as Markdown."""
+    import json
+
+    stored = st.analysis(name) if fmt == "json" else None
+    if stored is not None and stored[0] == st.fingerprint(name):
+        print(json.dumps(stored[1], indent=2))
+        return
+    from ponder.analysis import analyze
+
+    an = analyze(st, name)
+    if fmt == "json":
+        print(json.dumps(an.to_json(), indent=2, allow_nan=False))
+        return
+    from ponder.report.html import summary_markdown
+
+    print(summary_markdown(an), end="")
 
 
 def study_name(study: str) -> str:
