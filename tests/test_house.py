@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ponder"
 
 # Lower layers never import higher ones: spec -> plan -> train -> store -> analysis -> report.
 LAYERS = [
-    {"ponder", "errors", "rng", "quadrature", "registry", "escape", "studies"},
+    {"ponder", "errors", "rng", "quadrature", "registry", "escape", "studies", "plugins"},
     {"theory"},
     {"catalog"},
     {"study"},
@@ -20,7 +20,7 @@ LAYERS = [
     {"store"},
     {"runner"},
     {"analysis"},
-    {"report"},
+    {"report", "export"},
     {"api"},
     {"cli", "commands", "__main__"},
 ]

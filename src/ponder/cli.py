@@ -101,6 +101,26 @@ def _check_run_options(*, seeds: Optional[int], device: str, threads: Optional[i
         checks.writable_folder("--out", out_dir)
 
 
+class _PlainProgress:
+    """Progress as plain lines on stderr when it is not a terminal: at most one every 10 s, and the last."""
+
+    def __init__(self, name: str, *, enabled: bool, every_s: float = 10.0):
+        import time
+
+        self.name, self.enabled, self.every_s, self.clock = name, enabled, every_s, time.monotonic
+        self.t0 = self.last = self.clock()
+        self.shown = -1
+
+    def update(self, done: int, total: int) -> None:
+        now = self.clock()
+        if not self.enabled or done == self.shown or (now - self.last < self.every_s and done < total):
+            return
+        self.last, self.shown = now, done
+        rate = done / max(now - self.t0, 1e-9)
+        eta = f", about {(total - done) / rate:.0f} s left" if 0 < done < total else ""
+        err.print(f"{self.name}: {done:,}/{total:,} model-epochs ({100 * done / max(total, 1):.0f}%){eta}")
+
+
 def _confirm_growth(spec, st, *, quick: bool, yes: bool) -> None:
     """A plan more than ten times the stored plan of the same study and mode is shown and needs --yes
     (or a yes at the prompt in a terminal): a mistyped --seeds 50 must not start a thousand runs."""
@@ -128,11 +148,14 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, memory, force: 
     from ponder.runner import run_study
 
     with Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=err.console, transient=False) as bar:
-        task = bar.add_task(f"{spec.name}: runs", total=None)
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err.console, transient=False,
+                  disable=not err.console.is_terminal) as bar:
+        task = bar.add_task(f"{spec.name}: model-epochs", total=None)
+        lines = _PlainProgress(spec.name, enabled=not err.console.is_terminal)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+            lines.update(done, total)
 
         try:
             res = run_study(spec, st, quick=quick, force=force, progress=progress,

@@ -100,6 +100,23 @@ def _write(store: Store, res: ChunkResult, device: str, errors: dict[str, int], 
     return len(res.runs)
 
 
+class _Meter:
+    """Progress in model-epochs: epoch ticks while a chunk trains, exact totals when it is written."""
+
+    def __init__(self, report: Callable[[int, int], None] | None, total: int):
+        self.report, self.total, self.done, self.in_chunk = report, total, 0, 0
+
+    def add(self, n: int) -> None:
+        self.in_chunk += n
+        if self.report is not None:
+            self.report(min(self.total, self.done + self.in_chunk), self.total)
+
+    def chunk_done(self, n: int) -> None:
+        self.done, self.in_chunk = self.done + n, 0
+        if self.report is not None:
+            self.report(self.done, self.total)
+
+
 def run_study(study: Study, store: Store, *, executor: Executor | None = None, device: str = "cpu",
               memory: int | None = None, quick: bool = False, force: bool = False,
               progress: Callable[[int, int], None] | None = None) -> StudyRun:
@@ -110,7 +127,8 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
             its device when it was built. Only this function writes the store, whatever the executor.
         device: The local executor's device when ``executor`` is None.
         memory: Memory budget in bytes for one chunk (default: the executor's).
-        progress: Called with (runs finished so far, runs pending in total) after each chunk.
+        progress: Called with (model-epochs trained so far, model-epochs pending in total): after every
+            epoch of a chunk when the executor reports epochs (the local one does), else after each chunk.
     """
     t0 = time.perf_counter()
     executor = executor or LocalExecutor(device)
@@ -122,15 +140,16 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     pending = [r for r in runs if r.id not in done]
     chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(),
                                  slots=executor.slots) if pending else ([], 0)
-    finished = failed = 0
+    failed = 0
     errors: dict[str, int] = {}
+    meter = _Meter(progress, sum(r.config.training.epochs for r in pending))
+    if hasattr(executor, "on_epoch"):
+        executor.on_epoch = meter.add
     for k, res in enumerate(executor.train(chunks), 1):
         hook = _kill_hook(k)
         failed += _write(store, res, executor.device, errors, hook)
-        finished += len(res.runs)
         hook("interrupt")
-        if progress is not None:
-            progress(finished, len(pending))
+        meter.chunk_done(sum(r.config.training.epochs for r in res.runs))
     statuses = store.runs(study.name)["status"].value_counts().to_dict()
     return StudyRun(len(runs), len(runs) - len(pending), len(pending) - failed, failed, n_pops,
                     time.perf_counter() - t0, statuses, errors)

@@ -144,7 +144,7 @@ class Store:
                              "ponder reads; use the ponder release that wrote it")
         if version is not None and version < SCHEMA_VERSION:
             self._migrate(version, read_only)
-        if not read_only and version is None:
+        if not read_only:  # idempotent: also completes a store of this version missing a newer table
             with self._transaction():  # a kill while creating the schema leaves nothing half-made
                 for stmt in _SCHEMA:
                     self.con.execute(stmt)
@@ -310,7 +310,10 @@ class Store:
 
     def analysis(self, study: str) -> tuple[str, dict[str, Any]] | None:
         """(fingerprint, analysis JSON) stored for the study, or None."""
-        row = self.con.execute("SELECT fingerprint, json FROM analyses WHERE study = ?", [study]).fetchone()
+        try:
+            row = self.con.execute("SELECT fingerprint, json FROM analyses WHERE study = ?", [study]).fetchone()
+        except duckdb.CatalogException:  # a read-only store written before the table existed
+            return None
         return (row[0], json.loads(row[1])) if row else None
 
     def count(self, table: str) -> int:

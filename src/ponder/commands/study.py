@@ -71,8 +71,8 @@ def show(study: str = typer.Argument(..., help="A built-in study name or a .toml
             say(f"  drawn  {k}: {json.dumps(v)} ({spec.search['draws']} draws, the same for every arm)")
     if spec.evaluate.config():
         say(f"  [evaluate] {json.dumps(spec.evaluate.config())}")
-    arms = len({r.arm for r in runs})
-    settings = len({r.tuned for r in runs})
+    arms = len({r.arm.label for r in runs})
+    settings = len({json.dumps(r.tuned, sort_keys=True, default=str) for r in runs})
     note = "" if len(runs) == arms * settings * spec.seeds else " (baselines skip the settings they do not use)"
     say(f"  {arms} arms x {settings} tuned settings x {spec.seeds} seeds = "
         f"{len(runs)} runs in {len(populations(runs))} populations{note}")
@@ -136,15 +136,34 @@ def study_name(study: str) -> str:
 
 def export(study: str = typer.Argument(..., help="Study name in the store, or its .toml file."),
            store: str = STORE,
-           fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+           fmt: str = typer.Option("parquet", "--format", help="parquet, csv or mlflow (an MLflow file store in --out: "
+                                   "one run per trained run; needs ponder[mlflow])."),
            out_dir: str = typer.Option("export", "--out", help="Folder for the files (made if missing)."),
-           force: bool = typer.Option(False, "--force", help="Replace files of an earlier export.")) -> None:
-    """Export a study's runs, epochs, per-layer records and evaluations as Parquet or CSV."""
-    checks.choice("--format", fmt, ("parquet", "csv"))
+           force: bool = typer.Option(False, "--force", help="Replace files of an earlier export (mlflow: write into "
+                                      "a non-empty folder, replacing the study's earlier runs there).")) -> None:
+    """Export a study's runs, epochs, per-layer records and evaluations as Parquet or CSV, or its runs to MLflow."""
+    checks.choice("--format", fmt, ("parquet", "csv", "mlflow"))
     name = study_name(study)
+    if fmt == "mlflow":
+        _export_mlflow(name, store, out_dir, force=force)
+        return
     checks.new_files("--out", out_dir, [f"{name}_{table}.{fmt}" for table in EXPORT_TABLES], force=force)
     from ponder.store import Store
 
     with Store(store, read_only=True) as st:
         for p in st.export(name, out_dir, fmt):
             say(str(p))
+
+
+def _export_mlflow(name: str, store: str, out_dir: str, *, force: bool) -> None:
+    """``ponder export --format mlflow``: the study's runs into the MLflow file store ``out_dir``."""
+    checks.writable_folder("--out", out_dir)
+    from ponder.export.mlflow import check_target, export_mlflow, ui_command
+    from ponder.store import Store
+
+    check_target(out_dir, force=force)
+    with Store(store, read_only=True) as st:
+        done = export_mlflow(st, name, out_dir, force=force)
+    pending = f", {done.skipped} pending runs skipped" if done.skipped else ""
+    say(f"mlflow: {done.runs} runs of {name} in {done.uri} (experiment {done.experiment_id}{pending})")
+    say(f"open it with: {ui_command(out_dir)}")

@@ -8,7 +8,7 @@ writes. A crash in one chunk becomes that chunk's error, so the other chunks are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from ponder.errors import PonderError
 from ponder.study.plan import Run
@@ -68,6 +68,7 @@ class LocalExecutor:
 
     def __init__(self, device: str = "cpu"):
         self.device = resolve_device(device)
+        self.on_epoch: Callable[[int], None] | None = None  # model-epochs finished, as training goes
 
     def budget(self) -> int:
         return memory_budget(self.device)
@@ -75,7 +76,7 @@ class LocalExecutor:
     def train(self, chunks: list[list[Run]]) -> Iterator[ChunkResult]:
         for chunk in chunks:
             try:
-                out = train_chunk(chunk, device=self.device)
+                out = train_chunk(chunk, device=self.device, on_epoch=self.on_epoch)
             except (KeyboardInterrupt, PonderError):
                 raise
             except Exception as exc:  # a crash in one population must not lose the others

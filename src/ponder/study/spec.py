@@ -268,15 +268,17 @@ class Study(BaseModel):
 MAX_STUDY_BYTES = 1 << 20  # a study file is a page of TOML; 1 MiB is far beyond any real one
 
 
-def _apply_quick(raw: dict[str, Any]) -> dict[str, Any]:
+def _apply_quick(raw: dict[str, Any], origin: str = "<study>") -> dict[str, Any]:
     """The study with its ``[quick]`` overrides applied (``"section.key" = value`` or ``key = value``)."""
     raw = copy.deepcopy(raw)
     for key, value in raw.get("quick", {}).items():
         head, _, rest = key.partition(".")
+        if head == "quick":  # [quick] overriding itself would change the table while it is read
+            raise SpecError(f"{origin}: quick key {key!r} overrides [quick] itself; override a setting, e.g. seeds = 2")
         if rest:
             table = raw.setdefault(head, {})
             if not isinstance(table, dict):
-                raise SpecError(f"quick key {key!r} overrides {head!r}, which is not a table")
+                raise SpecError(f"{origin}: quick key {key!r} overrides {head!r}, which is not a table")
             table[rest] = value
         else:
             raw[head] = value
@@ -303,7 +305,7 @@ def parse_study(raw: dict[str, Any], *, origin: str = "<study>", quick: bool = F
                         f"(found {type(raw['quick']).__name__})")
     if not quick:  # the [quick] overrides are checked even when not applied, so --quick never surprises
         check_quick(raw, origin)
-    return validate(_apply_quick(raw) if quick else raw, origin=origin, overrides=overrides)
+    return validate(_apply_quick(raw, origin) if quick else raw, origin=origin, overrides=overrides)
 
 
 def builtin_studies() -> dict[str, str]:

@@ -192,10 +192,11 @@ def validate(raw: dict[str, Any], *, origin: str, overrides: dict[str, Any] | No
         raise SpecError(f"{origin}: " + "; ".join(_describe(e, Study) for e in exc.errors())) from None
     factors, problems = _levels(study, study.factors, "factors")
     tune, more = _levels(study, study.tune, "tune")
+    study = study.model_copy(update={"factors": factors, "tune": tune})  # later checks see levels as typed
     problems += more + _check_overlap(study) + _check_search(study) + _check_combinations(study)
     if problems:
         raise SpecError(f"{origin}: " + "; ".join(problems))
-    return study.model_copy(update={"factors": factors, "tune": tune})
+    return study
 
 
 def check_quick(raw: dict[str, Any], origin: str) -> None:
@@ -205,6 +206,6 @@ def check_quick(raw: dict[str, Any], origin: str) -> None:
     if not raw.get("quick"):
         return
     try:
-        validate(_apply_quick(raw), origin=origin)
+        validate(_apply_quick(raw, origin), origin=origin)
     except SpecError as exc:
         raise SpecError(f"{str(exc).split(': ', 1)[0]}: with its [quick] overrides: {str(exc).split(': ', 1)[-1]}") from None

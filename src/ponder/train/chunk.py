@@ -11,12 +11,13 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Callable
 
 import psutil
 import torch
 
 from ponder.catalog.initializers.base import parse_init
-from ponder.catalog.models import Layer, param_count
+from ponder.catalog.models import Layer, is_module, param_count
 from ponder.study.checks import build_layers
 from ponder.study.config import RunConfig
 from ponder.study.plan import Run
@@ -53,25 +54,52 @@ def _settings(cfg: RunConfig) -> ModelSettings:
                          {**cfg.model.init_params, **params}, cfg.model.dropout)
 
 
-def train_chunk(runs: list[Run], *, device: str = "cpu") -> ChunkOutput:
-    """Train runs that share a population key (neural, or the classic pipeline) and return their records."""
+def train_chunk(runs: list[Run], *, device: str = "cpu", on_epoch: Callable[[int], None] | None = None) -> ChunkOutput:
+    """Train runs that share a population key (neural, or the classic pipeline) and return their records.
+
+    ``on_epoch(n)`` is called with the number of model-epochs just finished (progress), as they finish.
+    """
     cfg = runs[0].config
     layers, pool = build_layers(cfg)
     data = _data(runs, pool, device)
     t0 = time.perf_counter()
     if cfg.classical:
         records, evals = _classical(runs, pool, data)
+        if on_epoch is not None:
+            on_epoch(len(runs) * cfg.training.epochs)
     else:
         t = cfg.training
         records = train_population(layers, [_settings(r.config) for r in runs], data, activation=cfg.model.activation,
                                    loss=t.loss, optimizer=t.optimizer, momentum=t.momentum, epochs=t.epochs,
                                    batch_size=t.batch_size, dtype=DTYPES[t.dtype], keep_params=cfg.evaluate.measures,
                                    switch=t.switch, schedule=EvalSchedule(cfg.evaluate.every, cfg.evaluate.probe_every,
-                                                                          cfg.evaluate.train_subset))
+                                                                          cfg.evaluate.train_subset),
+                                   on_epoch=None if on_epoch is None else (lambda _e: on_epoch(len(runs))))
         evals = _neural_evals(runs, records, layers, data)
     for rec in records:  # weights stay on the worker
         rec.params = rec.init = None
     return ChunkOutput(records, evals, time.perf_counter() - t0, torch.get_num_threads(), pool.n_classes)
+
+
+def _module(runs: list[Run], data: PopulationData) -> list[RunRecord]:
+    """Train a chunk of a module model (a user's ``torch.nn.Module``; learning curves only)."""
+    from ponder.train.module import train_module_population
+
+    cfg = runs[0].config
+    t, ev = cfg.training, cfg.evaluate
+    return train_module_population(cfg.model.arch, cfg.model.model_dump(), [_settings(r.config) for r in runs], data,
+                                   loss=t.loss, optimizer=t.optimizer, momentum=t.momentum, epochs=t.epochs,
+                                   batch_size=t.batch_size, dtype=DTYPES[t.dtype], switch=t.switch,
+                                   schedule=EvalSchedule(ev.every, ev.probe_every, ev.train_subset))
+
+
+def _module_bytes(cfg: RunConfig, pool, itemsize: int) -> int:
+    from ponder.catalog.models import build_module
+    from ponder.train.module import module_bytes_per_model
+
+    net = build_module(cfg.model.arch, pool.sample_shape, pool.n_classes, settings=cfg.model.model_dump(), seed=cfg.seed)
+    return module_bytes_per_model(net.to(DTYPES[cfg.training.dtype]), tuple(pool.sample_shape),
+                                  batch=cfg.training.batch_size, eval_chunk=EVAL_CHUNK, itemsize=itemsize)
 
 
 def _neural_evals(runs: list[Run], records: list[RunRecord], layers: tuple[Layer, ...], data) -> list[dict]:
@@ -119,5 +147,8 @@ def chunk_size(cfg: RunConfig, budget: int) -> int:
     """How many models of this population fit in ``budget`` bytes at once (at least 1)."""
     if cfg.classical:  # the classic pipeline: one population fits its models one after another
         return max(1, budget)
-    layers, _ = build_layers(cfg)
-    return max(1, budget // _bytes_per_model(layers, cfg.training.batch_size, 8 if cfg.training.dtype == "float64" else 4))
+    layers, pool = build_layers(cfg)
+    itemsize = 8 if cfg.training.dtype == "float64" else 4
+    if is_module(cfg.model.arch):
+        return max(1, budget // _module_bytes(cfg, pool, itemsize))
+    return max(1, budget // _bytes_per_model(layers, cfg.training.batch_size, itemsize))

@@ -241,13 +241,15 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
                      activation: str, loss: str, optimizer: str, momentum: float, epochs: int, batch_size: int,
                      dtype: torch.dtype = torch.float32, check_every: int = 50, probes: bool = True,
                      keep_params: bool = False, switch: float = 0.5,
-                     schedule: EvalSchedule = EvalSchedule()) -> list[RunRecord]:
+                     schedule: EvalSchedule = EvalSchedule(),
+                     on_epoch: Callable[[int], None] | None = None) -> list[RunRecord]:
     """Train the models of one population together and return one record per model.
 
     ``loss`` may be a schedule ``"first>second"``: the first loss for the first ``switch`` fraction
     of the epochs (at least one), the second for the rest (Golik et al. 2013 fine-tune a
     cross-entropy-trained net with squared error this way). Each epoch logs the loss it trained on.
-    ``schedule`` says which epochs are evaluated and probed (default: every epoch, in full).
+    ``schedule`` says which epochs are evaluated and probed (default: every epoch, in full);
+    ``on_epoch(epoch)`` is called after each epoch (progress).
     """
     net = Network(layers, registry.get("activation", activation).fn, activation, is_dense(layers))
     losses = [registry.get("loss", part).fn for part in loss.split(">")]
@@ -266,4 +268,6 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
         if schedule.evaluates(epoch, epochs):  # evaluate and probe
             log_epoch(state, net, data, epoch, loss_fn=loss_fn, probes=probes and schedule.probes(epoch, epochs),
                       train_subset=schedule.subset(epoch, epochs))
+        if on_epoch is not None:
+            on_epoch(epoch)
     return finish(state)
