@@ -4,21 +4,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test bench clean venv browser
 
+# What running ponder needs (make demo): the package and its dependencies, no test-only package.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e .
 	touch $(STAMP)
+
+# What the tests need on top (make test): pytest, the oracles (keras, jax, OpenCV), Ray, MLflow, Playwright.
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	touch $(TEST_STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/ponder run quickstart --out reports
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(PY) -m pytest -q -m "not slow"
 
 # The report test drives Debian's headless Chromium (never a downloaded browser).
