@@ -134,8 +134,8 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     executor = executor or LocalExecutor(device)
     runs = expand(study)
     check_plan(study, runs, force=force)
-    store.save_plan(name=study.name, question=study.question, spec=study.model_dump(), source=study.source,
-                    quick=quick, runs=runs)
+    store.save_plan(name=study.name, question=study.question, spec=study.model_dump() | {"directions": study.directions},
+                    source=study.source, quick=quick, runs=runs)
     done = store.finished([r.id for r in runs])
     pending = [r for r in runs if r.id not in done]
     chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(),

@@ -89,14 +89,13 @@ def scope_short(spec: dict[str, Any], *, classical: bool = False) -> str:
     return f"on {data} {m['arch']}s{depth}"
 
 
-def reference_sentence(ref: str, comps: list[Comparison], metric: str) -> str:
+def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher: bool = True) -> str:
     """Arms against the reference (paired t over seeds, Holm): better ones and worse ones, none hidden.
 
     Where the t-test rejects and Wilcoxon cannot (its floor with few seeds), the word is "suggestive".
     """
     if not comps:
         return ""
-    higher = metric == "accuracy"
     sig = [c for c in comps if c.p_holm == c.p_holm and c.p_holm < ALPHA]
     better = [c for c in sig if (c.diff > 0) == higher]
     worse = [c for c in sig if (c.diff > 0) != higher]

@@ -89,7 +89,7 @@ def _reference(ctx: Context, an: Analysis) -> list[str]:
         lo, hi = dz_ci(y - x) if len(both) > 5 else (math.nan, math.nan)  # a bootstrap of <= 5 values means nothing
         an.effects[a.arm] = {"dz_lo": lo, "dz_hi": hi, "cliffs_delta": cliffs_delta(x, y)}
     an.comparisons = [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(comps, holm([c.t_p for c in comps]))]
-    return [reference_sentence(ref.arm, an.comparisons, ctx.metric)] if ref_name is not None else []
+    return [reference_sentence(ref.arm, an.comparisons, ctx.metric, higher=ctx.higher)] if ref_name is not None else []
 
 
 def _level_texts(levels: dict) -> set[str]:

@@ -20,7 +20,7 @@ from ponder.errors import PonderError
 from ponder.store import Store
 from ponder.study.spec import METRICS
 
-__all__ = ["Analysis", "analyze", "ArmResult", "Context", "CHANCE_MARGIN", "ALPHA"]
+__all__ = ["Analysis", "analyze", "ArmResult", "Context", "CHANCE_MARGIN", "ALPHA", "metric_column", "metric_direction"]
 
 
 @dataclass
@@ -56,11 +56,11 @@ class Context:
 
     @property
     def col(self) -> str:
-        return "test_acc" if self.metric == "accuracy" else "test_loss"
+        return metric_column(self.metric, "test")
 
     @property
     def higher(self) -> bool:
-        return METRICS[self.metric] == "max"
+        return metric_direction(self.spec, self.metric) == "max"
 
     @property
     def factors(self) -> dict[str, list]:
@@ -127,10 +127,33 @@ def _final_rows(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     return runs.set_index("run_id").join(last, how="inner").reset_index()
 
 
-def _select(final: pd.DataFrame, metric: str) -> pd.DataFrame:
+def metric_column(metric: str, split: str) -> str:
+    """The column holding ``metric`` on ``split`` (val or test) in a study's final rows."""
+    return {"accuracy": f"{split}_acc", "loss": f"{split}_loss"}.get(metric, f"{split}_{metric}")
+
+
+def metric_direction(spec: dict[str, Any], metric: str) -> str:
+    """``max`` or ``min``, as stored with the plan (studies stored before: the per-epoch metrics' own)."""
+    return spec.get("directions", {}).get(metric) or METRICS.get(metric, "max")
+
+
+def _with_metrics(final: pd.DataFrame, evals: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Add ``val_<m>`` and ``test_<m>`` columns for the extra metrics (stored in ``evals``)."""
+    extra = [m for m in metrics if m not in METRICS]
+    if not extra or evals.empty:
+        return final
+    sel = evals[evals["probe"].isin(["metric_val", "metric_test"]) & evals["kind"].isin(extra)]
+    if sel.empty:
+        return final
+    wide = sel.assign(col=sel["probe"].str.removeprefix("metric_") + "_" + sel["kind"]).pivot_table(
+        index="run_id", columns="col", values="value", aggfunc="first")
+    return final.merge(wide, left_on="run_id", right_index=True, how="left")
+
+
+def _select(final: pd.DataFrame, metric: str, direction: str = "max") -> pd.DataFrame:
     """Per arm, keep the tuned setting with the best mean validation metric over seeds."""
-    col = "val_acc" if metric == "accuracy" else "val_loss"
-    sign = 1.0 if METRICS[metric] == "max" else -1.0
+    col = metric_column(metric, "val")
+    sign = 1.0 if direction == "max" else -1.0
     score = final.assign(_s=sign * final[col].astype(float)).fillna({"_s": -math.inf})
     best = score.groupby(["arm", "tuned_json"])["_s"].mean().reset_index()
     best = best.sort_values("_s", ascending=False, kind="stable").groupby("arm").head(1)
@@ -159,8 +182,11 @@ def load_context(store: Store, name: str) -> Context:
     if done.empty:
         raise PonderError(f"study {name!r} has no finished runs in store {store.path!r}; run it first (ponder run {name})")
     epochs = store.epochs(name)
-    final = _final_rows(done, epochs)
-    chosen = _select(final, metric)
+    final = _with_metrics(_final_rows(done, epochs), store.evals(name), spec["metrics"])
+    if metric_column(metric, "test") not in final:
+        raise PonderError(f"study {name!r}: no run in store {store.path!r} has the metric {metric!r}; run the study "
+                          f"again with this ponder to measure it")
+    chosen = _select(final, metric, metric_direction(spec, metric))
     n_classes = _n_classes(chosen)
     return Context(store, name, study, spec, metric, epochs, final, chosen, 1.0 / n_classes if n_classes else 0.0,
                    int((runs["status"] == "pending").sum()))

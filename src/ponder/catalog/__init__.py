@@ -5,6 +5,6 @@ Importing this package registers every entry, so lookups never depend on import 
 
 from __future__ import annotations
 
-from ponder.catalog import activations, datasets, initializers, losses, models  # noqa: F401
+from ponder.catalog import activations, datasets, initializers, losses, metrics, models  # noqa: F401
 
-__all__ = ["activations", "datasets", "initializers", "losses", "models"]
+__all__ = ["activations", "datasets", "initializers", "losses", "metrics", "models"]

@@ -16,7 +16,7 @@ __all__ = ["list_", "show", "report", "export", "study_name", "builtin_questions
 STORE = typer.Option("ponder.duckdb", "--store", help="DuckDB results file.")
 FORMAT = typer.Option("auto", "--format", help="auto (a table on a terminal, tab-separated values in a pipe), "
                                                "table, tsv or json.")
-KIND_PLURAL = {"initializers": "initializer", "activations": "activation", "losses": "loss", "datasets": "dataset",
+KIND_PLURAL = {"initializers": "initializer", "activations": "activation", "losses": "loss", "datasets": "dataset", "metrics": "metric",
                "models": "model"}
 EXPORT_TABLES = ("runs", "epochs", "layers", "evals")  # the files Store.export writes: {study}_{table}.{fmt}
 

@@ -15,18 +15,21 @@ from ponder.study.config import RunConfig
 from ponder.study.plan import Run, populations
 from ponder.study.spec import Study
 
-__all__ = ["check_plan", "build_layers", "LIMITS"]
+__all__ = ["check_plan", "build_layers", "check_module", "LIMITS"]
 
 LIMITS = {"runs": 50_000, "params_per_model": 20_000_000, "model_epochs": 5_000_000}
 
 
 def build_layers(cfg: RunConfig) -> tuple[tuple[Any, ...], Any]:
-    """(layers, data pool) of the model a run config describes; no layers for the classic pipeline."""
+    """(layers, data pool) of the model a run config describes; no layers for the classic pipeline or a
+    module model (a factory returning a ``torch.nn.Module``: :func:`check_module` builds one)."""
     from ponder.catalog.datasets import load_pool
-    from ponder.catalog.models import build
+    from ponder.catalog.models import build, is_module
 
     ds, m = cfg.dataset, cfg.model
     pool = load_pool(ds.name, ds.options, inputs=ds.inputs)
+    if is_module(m.arch):
+        return (), pool
     return build(m.arch, pool.sample_shape, pool.n_classes, depth=m.depth, width=m.width,
                  kernel_size=m.kernel_size), pool
 
@@ -52,13 +55,14 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
         SpecError: an architecture does not fit its data, or a training subset is too large.
         LimitError: the study exceeds a soft limit (lifted by ``force``).
     """
-    from ponder.catalog.models import param_count
+    from ponder.catalog.models import is_module, param_count
 
+    _check_modules(study, runs)
     sizes: dict[str, int] = {}
     for pop in populations(runs):
         cfg = pop.runs[0].config
         layers, pool = build_layers(cfg)
-        sizes[pop.key] = param_count(layers)
+        sizes[pop.key] = check_module(study, cfg, pool) if is_module(cfg.model.arch) else param_count(layers)
         _check_population(study, cfg, pool)
     _check_initializers(study, runs)
     if force:
@@ -104,3 +108,67 @@ def _try_initializer(study: Study, initializer: str, init_params: dict[str, Any]
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise SpecError(f"{study.source}: model.initializer {initializer!r} with parameters {params} fails: "
                         f"{type(exc).__name__}: {first}") from None
+
+
+def check_module(study: Study, cfg: RunConfig, pool: Any) -> int:
+    """Build one network of a module model for this data and run it on two samples; returns its parameter count.
+
+    Raises:
+        SpecError: the factory raises or returns no ``torch.nn.Module``, the network has no parameters,
+            fails on the samples, or its output is not (batch, n_classes).
+    """
+    import torch
+
+    from ponder.catalog.models import build_module
+
+    arch, shape, n_classes = cfg.model.arch, tuple(pool.sample_shape), pool.n_classes
+    try:
+        net = build_module(arch, shape, n_classes, settings=cfg.model.model_dump(), seed=cfg.seed)
+    except SpecError as exc:
+        raise SpecError(f"{study.source}: {exc}") from None
+    params = list(net.parameters())
+    if not params:
+        raise SpecError(f"{study.source}: model {arch!r} has no parameters to train; give it at least one layer")
+    try:
+        with torch.no_grad():
+            out = net.eval()(torch.zeros(2, *shape, dtype=params[0].dtype))
+    except Exception as exc:  # noqa: BLE001  (a user's forward can fail in any way)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise SpecError(f"{study.source}: model {arch!r} fails on a batch of 2 samples of shape {shape}: "
+                        f"{type(exc).__name__}: {first}") from None
+    found = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if found != (2, n_classes):
+        raise SpecError(f"{study.source}: model {arch!r} returns {found} for a batch of 2 samples of shape {shape}; "
+                        f"it must return logits of shape (batch, n_classes) = (2, {n_classes})")
+    return sum(p.numel() for p in params)
+
+
+def _check_modules(study: Study, runs: list[Run]) -> None:
+    """Module models: a [model] setting the factory does not take may not vary (nor dropout be set),
+    initializers must set layers one at a time, and [evaluate] measurements are not offered."""
+    from ponder import registry
+    from ponder.catalog.initializers.base import parse_init
+    from ponder.catalog.models import MODULE_SETTINGS, is_module, module_kwargs
+
+    by_arch: dict[str, list[RunConfig]] = {}
+    for r in runs:
+        if not r.config.classical and is_module(r.config.model.arch):
+            by_arch.setdefault(r.config.model.arch, []).append(r.config)
+    for arch, cfgs in by_arch.items():
+        try:
+            declared = module_kwargs(arch, dict.fromkeys(MODULE_SETTINGS))
+        except SpecError as exc:
+            raise SpecError(f"{study.source}: {exc}") from None
+        for key in MODULE_SETTINGS:
+            values = sorted({getattr(c.model, key) for c in cfgs})
+            if key not in declared and (len(values) > 1 or (key == "dropout" and values != [0.0])):
+                raise SpecError(f"{study.source}: model.{key} is {values} but model {arch!r} does not take {key!r}; "
+                                f"add {key} to the factory's signature or leave model.{key} alone")
+        for c in cfgs:
+            facts = registry.get("initializer", parse_init(c.model.initializer)[0]).facts
+            if facts.network or "forward" in facts.needs:
+                raise SpecError(f"{study.source}: initializer {c.model.initializer!r} sets a whole network from its own "
+                                f"forward pass, which module model {arch!r} does not offer; use a layer initializer")
+            if c.evaluate.measures:
+                raise SpecError(f"{study.source}: [evaluate] shift and convexity measure ponder's own architectures; "
+                                f"model {arch!r} is a module model (learning curves only), so leave them out")

@@ -57,6 +57,7 @@ class RunConfig(BaseModel):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     seed: int = Field(ge=0)
     search_draw: int | None = None
+    metrics: tuple[str, ...] = ()  # measured on the trained model beyond per-epoch accuracy and loss
 
     @classmethod
     def from_canonical(cls, cfg: dict[str, Any]) -> "RunConfig":
@@ -81,6 +82,8 @@ class RunConfig(BaseModel):
             cfg["evaluate"] = self.evaluate.config()
         if self.search_draw is not None:
             cfg["search_draw"] = self.search_draw
+        if self.metrics:  # only when asked, so older run ids stay valid
+            cfg["metrics"] = list(self.metrics)
         if not self.has_schedule:
             cfg["training"].pop("switch")
         if self.classical:
@@ -93,13 +96,16 @@ class RunConfig(BaseModel):
         """Version strings of the catalog entries this run uses (plus a code hash for plugins)."""
         from ponder.catalog.initializers.base import parse_init
 
-        return {
+        out = {
             "dataset": registry.get("dataset", self.dataset.name).identity,
             "model": registry.get("model", self.model.arch).identity,
             "activation": registry.get("activation", self.model.activation).identity,
             "initializer": registry.get("initializer", parse_init(self.model.initializer)[0]).identity,
             "loss": "+".join(registry.get("loss", part).identity for part in self.training.loss.split(">")),
         }
+        if self.metrics:
+            out["metrics"] = "+".join(registry.get("metric", m).identity for m in self.metrics)
+        return out
 
     def run_id(self) -> str:
         """SHA-256 of the canonical config, the catalog versions and the engine version."""

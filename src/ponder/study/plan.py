@@ -115,7 +115,8 @@ def expand(study: Study) -> list[Run]:
                     settings += (("search.draw", draw),) + tuple(drawn.items())
                 sections = _sections(study, arm.settings() + [kv for kv in settings if kv[0] != "search.draw"])
                 for seed in range(study.seeds):
-                    cfg = RunConfig(**sections, evaluate=study.evaluate, seed=seed, search_draw=draw)
+                    cfg = RunConfig(**sections, evaluate=study.evaluate, seed=seed, search_draw=draw,
+                                    metrics=study.extra_metrics)
                     rid = cfg.run_id()
                     if rid not in seen:  # settings without effect on this arm (a baseline's learning rate)
                         seen.add(rid)

@@ -26,11 +26,17 @@ from ponder import registry
 from ponder.errors import CatalogError, SpecError
 
 __all__ = ["DatasetSpec", "ModelSpec", "TrainingSpec", "EvaluateSpec", "Study", "load_study", "parse_study",
-           "builtin_studies", "resolve_study_path", "SECTIONS", "METRICS"]
+           "builtin_studies", "resolve_study_path", "SECTIONS", "METRICS", "direction"]
 
 SHIFTS = ("noise", "translation", "scaling")  # input shifts of [evaluate] (train/evals.py draws them)
 SEARCH_KEYS = ("draws", "seed")  # [search] keys that are not settings
-METRICS = {"accuracy": "max", "loss": "min"}  # metric -> direction, declared, never guessed
+METRICS = {"accuracy": "max", "loss": "min"}  # measured every epoch; other metrics are catalog entries ("metric")
+EPOCH_METRICS = tuple(METRICS)
+
+
+def direction(metric: str) -> str:
+    """``max`` or ``min``: the metric's declared direction (its catalog entry's ``direction``)."""
+    return METRICS.get(metric) or registry.get("metric", metric).facts.direction
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -222,13 +228,24 @@ class Study(BaseModel):
     @classmethod
     def _metrics(cls, v: list[str]) -> list[str]:
         for m in v:
-            if m not in METRICS:
-                raise ValueError(registry.unknown("metric", m, list(METRICS)))
+            _catalog_name("metric", m)
+        if len(set(v)) != len(v):
+            raise ValueError("names a metric twice; list each once (the first one answers)")
         return v
 
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+    @property
+    def extra_metrics(self) -> tuple[str, ...]:
+        """Metrics measured on each trained model beyond the per-epoch accuracy and loss."""
+        return tuple(m for m in self.metrics if m not in EPOCH_METRICS)
+
+    @property
+    def directions(self) -> dict[str, str]:
+        """Each metric's direction, stored with the plan so analysis never consults the catalog."""
+        return {m: direction(m) for m in self.metrics}
 
     def base_config(self) -> dict[str, Any]:
         """The fixed settings as a plain dict: {"dataset": {...}, "model": {...}, "training": {...}}."""

@@ -67,11 +67,13 @@ def train_chunk(runs: list[Run], *, device: str = "cpu", on_epoch: Callable[[int
         records, evals = _classical(runs, pool, data)
         if on_epoch is not None:
             on_epoch(len(runs) * cfg.training.epochs)
+    elif is_module(cfg.model.arch):
+        records, evals = _module(runs, data, on_epoch), []
     else:
         t = cfg.training
         records = train_population(layers, [_settings(r.config) for r in runs], data, activation=cfg.model.activation,
                                    loss=t.loss, optimizer=t.optimizer, momentum=t.momentum, epochs=t.epochs,
-                                   batch_size=t.batch_size, dtype=DTYPES[t.dtype], keep_params=cfg.evaluate.measures,
+                                   batch_size=t.batch_size, dtype=DTYPES[t.dtype], keep_params=cfg.evaluate.measures or bool(cfg.metrics),
                                    switch=t.switch, schedule=EvalSchedule(cfg.evaluate.every, cfg.evaluate.probe_every,
                                                                           cfg.evaluate.train_subset),
                                    on_epoch=None if on_epoch is None else (lambda _e: on_epoch(len(runs))))
@@ -81,7 +83,7 @@ def train_chunk(runs: list[Run], *, device: str = "cpu", on_epoch: Callable[[int
     return ChunkOutput(records, evals, time.perf_counter() - t0, torch.get_num_threads(), pool.n_classes)
 
 
-def _module(runs: list[Run], data: PopulationData) -> list[RunRecord]:
+def _module(runs: list[Run], data: PopulationData, on_epoch: Callable[[int], None] | None) -> list[RunRecord]:
     """Train a chunk of a module model (a user's ``torch.nn.Module``; learning curves only)."""
     from ponder.train.module import train_module_population
 
@@ -90,7 +92,7 @@ def _module(runs: list[Run], data: PopulationData) -> list[RunRecord]:
     return train_module_population(cfg.model.arch, cfg.model.model_dump(), [_settings(r.config) for r in runs], data,
                                    loss=t.loss, optimizer=t.optimizer, momentum=t.momentum, epochs=t.epochs,
                                    batch_size=t.batch_size, dtype=DTYPES[t.dtype], switch=t.switch,
-                                   schedule=EvalSchedule(ev.every, ev.probe_every, ev.train_subset))
+                                   schedule=EvalSchedule(ev.every, ev.probe_every, ev.train_subset), on_epoch=on_epoch)
 
 
 def _module_bytes(cfg: RunConfig, pool, itemsize: int) -> int:
@@ -105,11 +107,20 @@ def _module_bytes(cfg: RunConfig, pool, itemsize: int) -> int:
 def _neural_evals(runs: list[Run], records: list[RunRecord], layers: tuple[Layer, ...], data) -> list[dict]:
     from ponder.train.evals import population_rows
 
+    from ponder import registry
+    from ponder.train.evals import metric_rows
+
     cfg = runs[0].config
-    if not cfg.evaluate.measures:
-        return []
-    return population_rows(runs, records, layers, data, activation=cfg.model.activation, loss=cfg.training.loss,
-                           evaluate=cfg.evaluate.config())
+    rows = []
+    if cfg.evaluate.measures:
+        rows += population_rows(runs, records, layers, data, activation=cfg.model.activation, loss=cfg.training.loss,
+                                evaluate=cfg.evaluate.config())
+    if cfg.metrics:
+        final = [(torch.stack([r.params[i][0] for r in records]), torch.stack([r.params[i][1] for r in records]))
+                 for i in range(len(layers))]
+        rows += metric_rows([r.id for r in runs], final, layers, registry.get("activation", cfg.model.activation).fn,
+                            data, cfg.metrics)
+    return rows
 
 
 def _classical(runs: list[Run], pool, data) -> tuple[list[RunRecord], list[dict]]:

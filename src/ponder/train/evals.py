@@ -186,3 +186,26 @@ def population_rows(runs: list, records: list, layers: tuple[Layer, ...], data, 
                 rows += [{"run_id": ids[i], "probe": "line_pair", "kind": "train_loss", "level": a, "value": float(v)}
                          for a, v in zip(alphas, between[k].tolist())]
     return rows
+
+
+@torch.no_grad()
+def metric_rows(run_ids: list[str], params: Params, layers: tuple[Layer, ...], act: Callable, data,
+                metrics: tuple[str, ...]) -> list[dict]:
+    """``evals`` rows of each extra metric on each model's validation split and on the test set
+    (probe ``metric_val`` / ``metric_test``, kind = the metric's name)."""
+    from ponder import registry
+
+    fns = {m: registry.get("metric", m).fn for m in metrics}
+    rows: list[dict] = []
+    for i, rid in enumerate(run_ids):
+        one = [(w[i:i + 1], b[i:i + 1]) for w, b in params]
+        val_idx = data.val_idx[i]
+        splits = {"metric_test": (data.x_test, data.y_test)}
+        if len(val_idx):
+            splits["metric_val"] = (data.x_pool[val_idx], data.clean[val_idx])
+        for probe, (x, y) in splits.items():
+            logits = torch.cat([forward(one, layers, x[s:s + EVAL_BATCH].unsqueeze(0), act)[0]
+                                for s in range(0, len(x), EVAL_BATCH)])
+            rows += [{"run_id": rid, "probe": probe, "kind": m, "level": 0.0, "value": float(fn(logits, y))}
+                     for m, fn in fns.items()]
+    return rows

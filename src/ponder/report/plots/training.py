@@ -87,7 +87,9 @@ def final_metric(an: Analysis, path: Path) -> Path:
     """
     arms = sorted(an.arms, key=lambda a: a.rank, reverse=True)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(arms) + 1.4))
-    col = "test_acc" if an.metric == "accuracy" else "test_loss"
+    from ponder.analysis.summary import metric_column
+
+    col = metric_column(an.metric, "test")
     scale = 100 if an.metric == "accuracy" else 1
     for y, a in enumerate(arms):
         vals = an.finals[an.finals["arm"] == a.arm][col].to_numpy() * scale
@@ -98,7 +100,7 @@ def final_metric(an: Analysis, path: Path) -> Path:
         else:
             ax.plot(mean, y, "o", color=PALETTE[0])
     ax.set_yticks(range(len(arms)), [text(a.arm) for a in arms], fontsize=8)
-    ax.set_xlabel("test accuracy (%)" if an.metric == "accuracy" else "test loss")
+    ax.set_xlabel("test accuracy (%)" if an.metric == "accuracy" else f"test {an.metric}")
     ax.set_title("final test metric per arm (mean, 95% CI; dots = seeds)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
