@@ -297,9 +297,10 @@ class Store:
         row = self.con.execute("""
             SELECT count(*), count(r.run_id), max(r.finished), string_agg(p.run_id || coalesce(r.status, ''), ',' ORDER BY p.run_id)
             FROM study_runs p LEFT JOIN runs r USING (run_id) WHERE p.study = ?""", [study]).fetchone()
+        spec = self.con.execute("SELECT spec_json, quick FROM studies WHERE name = ?", [study]).fetchone()
         import hashlib
 
-        return hashlib.sha256(repr(row).encode()).hexdigest()[:16]
+        return hashlib.sha256(repr((row, spec)).encode()).hexdigest()[:16]
 
     def save_analysis(self, study: str, fingerprint: str, payload: dict[str, Any]) -> None:
         """Keep the study's analysis (the JSON object ``ponder report --format json`` prints)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ponder import __version__
 from ponder.analysis import Analysis, analyze
 from ponder.errors import PonderError
 from ponder.report import plots
@@ -53,20 +54,38 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
         raise PonderError(f"study name {name!r} is not a folder name; report a study by its name in the store")
     folder = out / name
     check_report_target(out, folder, force=force)
+    fingerprint = store.fingerprint(name)
+    kept = _unchanged(folder, fingerprint)
+    if kept is not None:  # nothing the report shows has changed since it was written
+        write_index(out, entry={"name": name, "question": kept["question"], "answer": kept["headline"]}, force=force)
+        return folder / "index.html"
     an = analyze(store, name)
     claim(folder, kind="study", study=name)
     figures = draw_figures(an, folder)
     command = command or _default_command(an, store)
+    payload = an.to_json()
     outputs = {"index.html": study_html(an, figures=figures, command=command),
                "summary.md": summary_markdown(an),
                "table.tex": latex_table(an),
-               "analysis.json": json.dumps(an.to_json(), indent=2, allow_nan=False) + "\n"}
+               "analysis.json": json.dumps({**payload, "fingerprint": fingerprint, "ponder": __version__}, indent=2,
+                                           allow_nan=False) + "\n"}
     for file, text in outputs.items():
         (folder / file).write_text(text, encoding="utf-8")
     if not store.read_only:  # the analysis is kept with the study
-        store.save_analysis(name, store.fingerprint(name), an.to_json())
+        store.save_analysis(name, fingerprint, payload)
     write_index(out, entry={"name": name, "question": an.study["question"], "answer": an.headline}, force=force)
     return folder / "index.html"
+
+
+def _unchanged(folder: Path, fingerprint: str) -> dict | None:
+    """The written analysis when the folder's report was made by this ponder from the same runs, else None."""
+    try:
+        kept = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if kept.get("fingerprint") != fingerprint or kept.get("ponder") != __version__:
+        return None
+    return kept if (folder / "index.html").is_file() and (folder / "summary.md").is_file() else None
 
 
 def _default_command(an: Analysis, store: Store) -> str:

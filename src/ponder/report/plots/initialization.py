@@ -284,10 +284,19 @@ def _chi1_grid(activation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tup
     Cached: the quadratures take about a minute for a saturating activation, and every report
     of a study with that activation draws the same grid.
     """
-    from ponder.theory.meanfield import chi1, critical_sigma_w2
+    from ponder import registry
+    from ponder.report.cache import cached_arrays
 
     sw = np.linspace(0.25, 4.0, 30)
     sb = np.linspace(0.0, 1.0, 13)
+    got = cached_arrays("chi1_grid", {"activation": activation, "identity": registry.get("activation", activation).identity,
+                                      "sw": sw.tolist(), "sb": sb.tolist()}, lambda: _compute_chi1_grid(activation, sw, sb))
+    return sw, sb, got["grid"], tuple(map(tuple, got["crit"].tolist()))
+
+
+def _compute_chi1_grid(activation: str, sw: np.ndarray, sb: np.ndarray) -> dict[str, np.ndarray]:
+    from ponder.theory.meanfield import chi1, critical_sigma_w2
+
     grid = np.array([[min(chi1(activation, w, b), 3.0) for w in sw] for b in sb])
     crit = []
     for b in sb:
@@ -295,20 +304,25 @@ def _chi1_grid(activation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tup
             crit.append((critical_sigma_w2(activation, float(b)), b))
         except Exception:  # no critical point at this sigma_b^2: the line has a gap there
             continue
-    return sw, sb, grid, tuple(crit)
+    return {"grid": grid, "crit": np.array(crit, dtype=float).reshape(-1, 2)}
 
 
 @lru_cache(maxsize=32)
 def _depth_curve(activation: str, sigma_b2: float) -> tuple[np.ndarray, list[float]]:
     """The trainable depth 6 xi_c on a sigma_w^2 grid at ``sigma_b2`` (cached like :func:`_chi1_grid`)."""
+    from ponder import registry
+    from ponder.report.cache import cached_arrays
     from ponder.theory.meanfield import depth_scales
 
     sw2 = np.linspace(0.05, 4.0, 50)
-    depth = []
-    for w in sw2:
-        _, xi_c, _ = depth_scales(activation, float(w), sigma_b2)
-        depth.append(6 * xi_c if math.isfinite(xi_c) else np.nan)
-    return sw2, depth
+
+    def compute() -> dict[str, np.ndarray]:
+        depth = [6 * xi if math.isfinite(xi := depth_scales(activation, float(w), sigma_b2)[1]) else np.nan for w in sw2]
+        return {"depth": np.array(depth, dtype=float)}
+
+    got = cached_arrays("depth_curve", {"activation": activation, "sigma_b2": sigma_b2,
+                                        "identity": registry.get("activation", activation).identity}, compute)
+    return sw2, got["depth"].tolist()
 
 
 def _chi1_panel(fig, ax, activation: str) -> None:
