@@ -16,10 +16,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_study", "run", "results", "init"]
+__all__ = ["__version__", "load_study", "run", "results", "report", "init", "register"]
 
-_LAZY = {"load_study": "ponder.api", "run": "ponder.api", "results": "ponder.api",
-         "init": "ponder.catalog.initializers"}
+_LAZY = {"load_study": "ponder.api", "run": "ponder.api", "results": "ponder.api", "report": "ponder.api",
+         "init": "ponder.catalog.initializers", "register": "ponder.registry"}
 
 
 def __getattr__(name: str) -> Any:

@@ -31,11 +31,21 @@ def builtin_questions() -> dict[str, str]:
     return {f.name[:-5]: str(tomllib.loads(f.read_text(encoding="utf-8")).get("question", "")) for f in files}
 
 
-def list_(what: str = typer.Argument("studies", help="studies, initializers, activations, losses, datasets or models."),
+PLUGIN = typer.Option([], "--plugin", help="A module registering your own components (repeatable).")
+
+
+def list_(what: str = typer.Argument("studies", help="studies, initializers, activations, losses, datasets, models "
+                                     "or metrics."),
           pattern: str = typer.Option("*", "--pattern", "-p", help="fnmatch pattern on names."),
-          fmt: str = FORMAT) -> None:
-    """List built-in studies or catalog entries."""
+          fmt: str = FORMAT, plugin: list[str] = PLUGIN) -> None:
+    """List built-in studies or catalog entries (with a plugin's entries, marked as such)."""
     checks.choice("--format", fmt, TABLE_FORMATS)
+    if plugin:
+        from pathlib import Path
+
+        from ponder.plugins import load_plugins
+
+        load_plugins(plugin, base=Path.cwd())
     if what == "studies":
         from fnmatch import fnmatchcase
 
@@ -43,8 +53,8 @@ def list_(what: str = typer.Argument("studies", help="studies, initializers, act
     elif what in KIND_PLURAL:
         from ponder import registry
 
-        rows = [{"name": e.name, "formula": e.formula, "source": e.source, "cites": e.cites}
-                for e in registry.entries(KIND_PLURAL[what], pattern)]
+        rows = [{"name": e.name, "formula": e.formula, "source": e.source or f"plugin {e.fn.__module__}",
+                 "cites": e.cites} for e in registry.entries(KIND_PLURAL[what], pattern)]
     else:
         checks.choice("kind", what, ["studies", *KIND_PLURAL])  # always raises here
     emit(rows, fmt)
@@ -52,12 +62,13 @@ def list_(what: str = typer.Argument("studies", help="studies, initializers, act
 
 def show(study: str = typer.Argument(..., help="A built-in study name or a .toml path."),
          quick: bool = typer.Option(False, "--quick", help="Apply the study's [quick] overrides."),
-         seeds: Optional[int] = typer.Option(None, "--seeds", help="Override the number of seeds (1 or more).")) -> None:
+         seeds: Optional[int] = typer.Option(None, "--seeds", help="Override the number of seeds (1 or more)."),
+         plugin: list[str] = PLUGIN) -> None:
     """Show a study's design: settings, factors, tuning, and how many runs and populations it makes."""
     checks.integer("--seeds", seeds, lo=1)
     from ponder.study import expand, load_study, populations
 
-    spec = load_study(study, quick=quick, seeds=seeds)
+    spec = load_study(study, quick=quick, seeds=seeds, plugins=plugin)
     runs = expand(spec)
     say(f": {spec.question}", bold=spec.name)
     for section in ("dataset", "model", "training"):
