@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from ponder.runner import run_study
-from ponder.report import write_report
+from ponder.reporting import write_report
 from ponder.store import Store
 from ponder.study import load_study
 

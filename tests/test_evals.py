@@ -325,7 +325,7 @@ def test_cli_run_stores_evals_and_reports_them(tmp_path):
 
 def test_random_search_study_reports_stability(tmp_path):
     from ponder.runner import run_study
-    from ponder.report import write_report
+    from ponder.reporting import write_report
     from ponder.store import Store
     from ponder.study import load_study
 

@@ -20,7 +20,7 @@ LAYERS = [
     {"store"},
     {"runner"},
     {"analysis"},
-    {"report", "export"},
+    {"reporting", "export"},
     {"api"},
     {"cli", "commands", "__main__"},
 ]

@@ -21,7 +21,7 @@ import ray
 from ponder.api import load_study
 from ponder.executors import open_executor
 from ponder.runner import run_study
-from ponder.report import write_report
+from ponder.reporting import write_report
 from ponder.store import Store
 from tests.conftest import write
 

@@ -12,7 +12,7 @@ def _value(levels, tuned, seed):
 
 
 def test_an_unchanged_report_is_kept_and_a_changed_one_rebuilt(synthetic_store, make_spec, tmp_path, monkeypatch):
-    import ponder.report.html as html
+    import ponder.reporting.html as html
 
     spec = make_spec(seeds=3, tune=None)
     out = tmp_path / "reports"
@@ -29,7 +29,7 @@ def test_an_unchanged_report_is_kept_and_a_changed_one_rebuilt(synthetic_store, 
 
 
 def test_derived_grids_are_computed_once_across_calls(tmp_path, monkeypatch):
-    from ponder.report.cache import cached_arrays
+    from ponder.reporting.cache import cached_arrays
 
     monkeypatch.setenv("PONDER_CACHE", str(tmp_path))
     calls = []

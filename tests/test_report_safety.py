@@ -12,11 +12,11 @@ import pytest
 import ponder
 from ponder.analysis import analyze
 from ponder.errors import PonderError
-from ponder.report import write_report
-from ponder.report.latex import latex_table
-from ponder.report.ownership import INDEX_DATA, MARKER
-from ponder.report.plots import init_groups
-from ponder.report.plots.initialization import ALL_RUNS
+from ponder.reporting import write_report
+from ponder.reporting.latex import latex_table
+from ponder.reporting.ownership import INDEX_DATA, MARKER
+from ponder.reporting.plots import init_groups
+from ponder.reporting.plots.initialization import ALL_RUNS
 from ponder.store import Store
 from ponder.study import load_study
 from tests.conftest import write
@@ -120,7 +120,7 @@ def test_unwritable_out_fails_before_analysis(stores, tmp_path, monkeypatch):
     def no_analysis(*args, **kwargs):
         raise AssertionError("the analysis ran before the output folder was checked")
 
-    monkeypatch.setattr("ponder.report.html.analyze", no_analysis)
+    monkeypatch.setattr("ponder.reporting.html.analyze", no_analysis)
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with Store(stores["safety"], read_only=True) as st, pytest.raises(PonderError, match="not a folder"):

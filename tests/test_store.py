@@ -103,7 +103,7 @@ def test_a_version_1_store_is_migrated_and_reported(tmp_path):
     import gzip
     from pathlib import Path
 
-    from ponder.report import write_report
+    from ponder.reporting import write_report
     from ponder.store import SCHEMA_VERSION
 
     path = tmp_path / "old.duckdb"

@@ -12,7 +12,7 @@ from ponder import registry
 from ponder.cli import ALL_STUDIES
 from ponder.runner import run_study
 from ponder.study.checks import check_plan
-from ponder.report import write_report
+from ponder.reporting import write_report
 from ponder.store import Store
 from ponder.study import builtin_studies, expand, load_study
 from ponder.theory.logits import gradient_ratio, logit_gradients

@@ -1,16 +1,14 @@
 """The Python API, mirroring the CLI: load a study, run it into a store, read its results, report it.
 
 Each function opens the store for the call and closes it before returning, so a notebook never
-holds the DuckDB file's lock between cells. ``ponder.report`` is both this module's
-:func:`report` and the ``ponder.report`` package (calling the package runs the function; see
-:class:`_ReportPackage`).
+holds the DuckDB file's lock between cells. (The report writer is the ``ponder.reporting``
+package, so ``ponder.report`` is this module's function and nothing else.)
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,7 +18,7 @@ import pandas as pd
 from ponder.analysis import analyze
 from ponder.analysis.summary import load_context
 from ponder.export.frames import analysis_tables, json_columns
-from ponder.report import write_report
+from ponder.reporting import write_report
 from ponder.store import Store
 from ponder.study.spec import Study, load_study as _load
 
@@ -52,7 +50,7 @@ def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", devic
         executor: ``local`` (this process) or ``ray`` (one Ray task per chunk; needs ``ponder[ray]``).
         address: With ``executor="ray"``: the cluster (``auto``, ``HOST:PORT``, ``ray://HOST:10001``);
             None starts a local Ray instance, or uses the one this process already started.
-        progress: Show runs trained out of runs pending, after each chunk, on stderr: a bar in a
+        progress: Show model-epochs trained out of those pending, as training goes, on stderr: a bar in a
             terminal (rich), in Jupyter a ``tqdm.auto`` bar (a line per update when tqdm is not
             installed), otherwise a line per update. False: silent.
 
@@ -170,7 +168,7 @@ class Report:
         return f"**{md(self.study)}**: {md(self.headline)}\n\n{md(self.answer)}"
 
 
-def _report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", out: str | Path = "reports",
+def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", out: str | Path = "reports",
             force: bool = False, write: bool = True) -> Report:
     """Analyze a study from the store and, by default, write its report folder (``ponder report``).
 
@@ -202,30 +200,7 @@ def _report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", o
     return Report(name, payload, **analysis_tables(payload, an.comparisons), figures=figures, path=path)
 
 
-class _ReportPackage(types.ModuleType):
-    """The ``ponder.report`` package, callable: ``ponder.report(study)`` runs :func:`_report`.
 
-    ``ponder.report`` names both the report package and the report function. Python binds a
-    package to its parent's attribute when the package is first imported, so a plain function
-    would be replaced by the package (or hide it, breaking ``ponder.report.html`` lookups). Making
-    the package itself callable keeps one object under the name, whatever the import order.
-    """
-
-    def __call__(self, study: Study | str | Path, **kwargs: Any) -> Report:
-        return _report(study, **kwargs)
-
-    __call__.__doc__ = _report.__doc__  # what IPython's ``ponder.report?`` shows as the call's docstring
-
-
-def _callable_package() -> types.ModuleType:
-    package = sys.modules["ponder.report"]
-    if not isinstance(package, _ReportPackage):
-        package.__class__ = _ReportPackage
-        package.__wrapped__ = _report  # inspect.signature(ponder.report) and IDEs show _report's arguments
-    return package
-
-
-report = _callable_package()
 
 
 def _name(study: Study | str | Path) -> str:
@@ -255,7 +230,7 @@ class _Lines:
     """A line per update on stderr (Jupyter without tqdm; stderr not a terminal)."""
 
     def update(self, done: int, total: int) -> None:
-        print(f"ponder: {done}/{total} runs trained", file=sys.stderr, flush=True)
+        print(f"ponder: {done}/{total} model-epochs trained", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass

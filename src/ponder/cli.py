@@ -72,7 +72,7 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
     names = ALL_STUDIES if study == "all" else [study]
     specs = [load_study(name, quick=quick, seeds=seeds, plugins=plugin) for name in names]  # validate all before training
     if report:  # a report folder ponder may not write is refused now, not after training
-        from ponder.report.ownership import check_report_target
+        from ponder.reporting.ownership import check_report_target
 
         for spec in specs:
             check_report_target(Path(out_dir), Path(out_dir) / spec.name, force=force)
@@ -144,7 +144,7 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, memory, force: 
              executor) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ponder.report import write_report
+    from ponder.reporting import write_report
     from ponder.runner import run_study
 
     with Progress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),

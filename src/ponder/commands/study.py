@@ -107,7 +107,7 @@ def report(study: str = typer.Argument(..., help="Study name in the store, or it
         if fmt in ("md", "json"):
             _print_analysis(st, name, fmt)
             return
-        from ponder.report import write_report
+        from ponder.reporting import write_report
 
         path = write_report(st, name, out_dir, force=force)
     say(f"report: {path}")
@@ -131,7 +131,7 @@ def _print_analysis(st, name: str, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(an.to_json(), indent=2, allow_nan=False))
         return
-    from ponder.report.html import summary_markdown
+    from ponder.reporting.html import summary_markdown
 
     print(summary_markdown(an), end="")
 

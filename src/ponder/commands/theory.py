@@ -66,7 +66,7 @@ def phase(activation: str = ACTIVATION,
     from pathlib import Path
 
     from ponder import registry
-    from ponder.report.plots import phase_diagram
+    from ponder.reporting.plots import phase_diagram
 
     registry.get("activation", activation)
     say(f"phase diagram: {phase_diagram(activation, Path(path), sigma_b2=sigma_b2)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ponder.analysis import Analysis
-from ponder.report import plots
+from ponder.reporting import plots
 
 __all__ = ["Figure", "FIGURES", "draw_figures"]
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from ponder import __version__
 from ponder.analysis import Analysis, analyze
 from ponder.errors import PonderError
-from ponder.report import plots
-from ponder.report.figures import draw_figures
-from ponder.report.index import write_index
-from ponder.report.latex import latex_table
-from ponder.report.markdown import summary_markdown
-from ponder.report.ownership import check_report_target, claim
-from ponder.report.render import render
-from ponder.report.tables import pct, pval, shift_grid
+from ponder.reporting import plots
+from ponder.reporting.figures import draw_figures
+from ponder.reporting.index import write_index
+from ponder.reporting.latex import latex_table
+from ponder.reporting.markdown import summary_markdown
+from ponder.reporting.ownership import check_report_target, claim
+from ponder.reporting.render import render
+from ponder.reporting.tables import pct, pval, shift_grid
 from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown", "latex_table", "study_html"]
@@ -30,7 +30,7 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     ``out/index.html``.
 
     The folders are checked before any analysis: ponder writes only into folders it created or
-    marked (see :mod:`ponder.report.ownership`) and that can be written.
+    marked (see :mod:`ponder.reporting.ownership`) and that can be written.
 
     Args:
         store: The results store.
@@ -129,5 +129,5 @@ def _anchors(name: str) -> list[dict]:
     import tomllib
     from importlib import resources
 
-    data = tomllib.loads(resources.files("ponder.report").joinpath("anchors.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads(resources.files("ponder.reporting").joinpath("anchors.toml").read_text(encoding="utf-8"))
     return data.get(name, [])

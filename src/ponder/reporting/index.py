@@ -1,6 +1,6 @@
 """The reports index, ``<out>/index.html``: one entry per study reported into ``<out>``.
 
-Entries live in ``<out>/.ponder-index.json`` (:data:`ponder.report.ownership.INDEX_DATA`)::
+Entries live in ``<out>/.ponder-index.json`` (:data:`ponder.reporting.ownership.INDEX_DATA`)::
 
     {"format": 1, "studies": [{"name": "init", "question": "...", "answer": "..."}, ...]}
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ponder.errors import PonderError
-from ponder.report.ownership import INDEX_DATA, check_report_target, claim
-from ponder.report.render import render
+from ponder.reporting.ownership import INDEX_DATA, check_report_target, claim
+from ponder.reporting.render import render
 
 __all__ = ["write_index", "read_entries"]
 

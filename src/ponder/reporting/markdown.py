@@ -11,7 +11,7 @@ import json
 
 from ponder.analysis import Analysis
 from ponder.escape import md, md_cell
-from ponder.report.tables import pct, pval, shift_grid
+from ponder.reporting.tables import pct, pval, shift_grid
 
 __all__ = ["summary_markdown"]
 

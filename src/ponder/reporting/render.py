@@ -6,7 +6,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 __all__ = ["render"]
 
-_ENV = Environment(loader=PackageLoader("ponder.report", "templates"), autoescape=select_autoescape(["html"]))
+_ENV = Environment(loader=PackageLoader("ponder.reporting", "templates"), autoescape=select_autoescape(["html"]))
 
 
 def render(template: str, **values) -> str:

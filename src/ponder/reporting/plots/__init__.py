@@ -10,13 +10,13 @@ Every figure function takes the analysis and a PNG path, writes the PNG and an S
 and returns the path, or None when the study has nothing for it to show.
 """
 
-from ponder.report.plots.common import PALETTE, STYLES
-from ponder.report.plots.evaluations import line_profiles, shift_curves
-from ponder.report.plots.initialization import (ALL_RUNS, init_groups, initializer_varies, meanfield_applies,
+from ponder.reporting.plots.common import PALETTE, STYLES
+from ponder.reporting.plots.evaluations import line_profiles, shift_curves
+from ponder.reporting.plots.initialization import (ALL_RUNS, init_groups, initializer_varies, meanfield_applies,
                                                 measured_phase, phase_diagram, propagation, propagation_groups,
                                                 weight_histograms)
-from ponder.report.plots.statistics import cd_diagram, interaction_heatmap, stability_boxes
-from ponder.report.plots.training import (final_metric, generalization_gap, label_corruption, learning_curves,
+from ponder.reporting.plots.statistics import cd_diagram, interaction_heatmap, stability_boxes
+from ponder.reporting.plots.training import (final_metric, generalization_gap, label_corruption, learning_curves,
                                           loss_theory, sparsity)
 
 __all__ = ["PALETTE", "STYLES", "learning_curves", "final_metric", "generalization_gap", "label_corruption",

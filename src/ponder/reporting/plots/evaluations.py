@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ponder.analysis import Analysis
-from ponder.report.plots.common import plt, save, style, text
+from ponder.reporting.plots.common import plt, save, style, text
 
 __all__ = ["shift_curves", "line_profiles"]
 

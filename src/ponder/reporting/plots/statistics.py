@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ponder.analysis import Analysis
-from ponder.report.plots.common import plt, save, settings_label, short_key, text
+from ponder.reporting.plots.common import plt, save, settings_label, short_key, text
 
 __all__ = ["interaction_heatmap", "cd_diagram", "stability_boxes"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ponder.analysis import Analysis
-from ponder.report.plots.common import PALETTE, plt, save, settings_label, style, text
+from ponder.reporting.plots.common import PALETTE, plt, save, settings_label, style, text
 
 __all__ = ["learning_curves", "final_metric", "generalization_gap", "label_corruption", "loss_theory", "sparsity"]
 
