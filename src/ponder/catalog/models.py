@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from ponder.errors import SpecError
 from ponder.registry import register
 
-__all__ = ["Layer", "build", "param_count", "flops_per_example", "is_classical"]
+__all__ = ["Layer", "build", "param_count", "flops_per_example", "is_classical", "is_module", "MODULE_SETTINGS",
+           "module_kwargs", "build_module"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +153,78 @@ def flops_per_example(layers: tuple[Layer, ...]) -> int:
         positions = math.prod(l.out_shape[1:]) if l.kind != "dense" else 1
         total += 2 * math.prod(l.weight_shape) * positions
     return total
+
+
+# -- module models: a user's factory ``fn(in_shape, n_classes, **settings) -> torch.nn.Module`` ------------------
+
+MODULE_SETTINGS = ("depth", "width", "kernel_size", "activation", "dropout")  # [model] keys a factory may declare
+
+
+def is_module(arch: str) -> bool:
+    """True for a module model (registered with ``module=True``): a factory returning a ``torch.nn.Module``."""
+    from ponder import registry
+
+    return registry.get("model", arch).facts.module
+
+
+def module_kwargs(arch: str, settings: dict) -> dict:
+    """The [model] settings a module factory declares in its signature (all of them for ``**settings``).
+
+    Raises:
+        SpecError: the factory does not take (in_shape, n_classes) first, or it requires a parameter
+            that is not a [model] setting.
+    """
+    import inspect
+
+    from ponder import registry
+
+    params = list(inspect.signature(registry.get("model", arch).fn).parameters.values())
+    positional = [p for p in params[:2] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2:
+        raise SpecError(f"model {arch!r}: a module factory takes (in_shape, n_classes, **settings) first; "
+                        f"its signature has {[p.name for p in params[:2]]}")
+    if any(p.kind == p.VAR_KEYWORD for p in params[2:]):
+        return {k: settings[k] for k in MODULE_SETTINGS}
+    out = {}
+    for p in params[2:]:
+        if p.name in MODULE_SETTINGS:
+            out[p.name] = settings[p.name]
+        elif p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise SpecError(f"model {arch!r}: the factory requires {p.name!r}, which is not a [model] setting; give it a "
+                            f"default or take one of {', '.join(MODULE_SETTINGS)}")
+    return out
+
+
+def build_module(arch: str, sample_shape: tuple[int, ...], n_classes: int, *, settings: dict, seed: int):
+    """One network of module model ``arch`` for samples of ``sample_shape``, built from run seed ``seed``.
+
+    Draws the factory makes itself (weights it sets up beyond Linear and Conv layers, which ponder
+    re-initializes) come from torch's global generator, set from the stream (seed, "module") inside
+    ``torch.random.fork_rng``: reproducible per seed, and the caller's global state is left as it was.
+
+    Raises:
+        SpecError: the factory raises, returns something that is not a ``torch.nn.Module``, or
+            leaves lazy (uninitialized) parameters.
+    """
+    import torch
+
+    from ponder import registry
+    from ponder.errors import PonderError
+    from ponder.rng import rng_for
+
+    kwargs = module_kwargs(arch, settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(rng_for(seed, "module").get_state())
+        try:
+            net = registry.get("model", arch).fn(tuple(sample_shape), n_classes, **kwargs)
+        except PonderError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (a user's factory can fail in any way)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise SpecError(f"model {arch!r} failed to build for samples of shape {tuple(sample_shape)} and {n_classes} "
+                            f"classes with {kwargs}: {type(exc).__name__}: {first}") from None
+    if not isinstance(net, torch.nn.Module):
+        raise SpecError(f"model {arch!r} returned a {type(net).__name__}, not a torch.nn.Module; return the network")
+    if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in net.parameters()):
+        raise SpecError(f"model {arch!r} has lazy layers (nn.LazyLinear, ...); give their input sizes, from in_shape")
+    return net
