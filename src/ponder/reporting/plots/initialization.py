@@ -91,8 +91,8 @@ def meanfield_applies(an: Analysis) -> bool:
     cfg = list(_configs(an))
     if not cfg:
         return False
-    deepest = max(c["model"]["depth"] for c in cfg)
-    return all(c["model"]["arch"] in MEANFIELD_ARCHS for c in cfg if c["model"]["depth"] == deepest)
+    deepest = max(c["model"].get("depth", 0) for c in cfg)  # the classic pipeline has no depth
+    return all(c["model"]["arch"] in MEANFIELD_ARCHS for c in cfg if c["model"].get("depth", 0) == deepest)
 
 
 def _at_init(an: Analysis) -> pd.DataFrame | None:
@@ -105,6 +105,7 @@ def _at_init(an: Analysis) -> pd.DataFrame | None:
     init = lay[(lay["epoch"] == 0) & lay["run_id"].isin(cfg.index)]
     if init.empty:
         return None
+    cfg = cfg[cfg.index.isin(init["run_id"])]  # runs with layers (not the classic pipeline)
     depth = cfg.map(lambda c: c["model"]["depth"])
     runs = depth.index[depth == depth.max()]
     init = init[init["run_id"].isin(runs)]
