@@ -329,8 +329,6 @@ def test_markup_question_is_escaped_in_every_page(marked, marked_run):
         assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text, page
 
 
-@pytest.mark.xfail(reason="ponder show counts arms in a set; an arm whose level is a table (dataset.options) is "
-                          "unhashable: src/ponder/commands/study.py show(), outside this suite's files", strict=False)
 def test_markup_level_is_shown(marked, capsys):
     expect(ponder(["show", marked["study"]], capsys), 0, "[/x]")
 
