@@ -115,9 +115,16 @@ def draw_figures(an: Analysis, folder: Path) -> list[dict[str, str]]:
     Returns:
         ``{"file", "caption"}`` per drawn figure, in page order.
     """
+    from ponder.errors import CatalogError
+
     drawn = []
     for fig in FIGURES:
-        if fig.applies(an) and (path := fig.draw(an, folder / fig.file)) is not None:
+        try:
+            path = fig.draw(an, folder / fig.file) if fig.applies(an) else None
+        except CatalogError as exc:  # a plugin component not loaded in this process: the figure says so
+            drawn.append({"file": "", "caption": f"{fig.file} not drawn: {exc} (load the study's plugins)"})
+            continue
+        if path is not None:
             caption = fig.caption(an) if callable(fig.caption) else fig.caption
             drawn.append({"file": path.name, "caption": caption})
     return drawn

@@ -81,7 +81,7 @@ def _configs(an: Analysis) -> pd.Series:
 
 def initializer_varies(an: Analysis) -> bool:
     """Whether the study's chosen runs use more than one initializer (name or parameters)."""
-    groups = init_groups(list(_configs(an)), without=[k for k in INIT_KEYS if k not in
+    groups = init_groups([c for c in _configs(an) if "init_params" in c["model"]], without=[k for k in INIT_KEYS if k not in
                                                       ("model.initializer", "model.init_params")])
     return len(set(groups)) > 1
 
@@ -199,7 +199,7 @@ def weight_histograms(an: Analysis, path: Path) -> Path:
     from ponder import registry
     from ponder.catalog.initializers.base import dense_forward, init_network, parse_init
 
-    cfg = list(_configs(an))
+    cfg = [c for c in _configs(an) if "init_params" in c["model"]]  # not the classic pipeline: it has no weights
     labels = init_groups(cfg, without=("model.arch", "model.depth", "model.width", "model.kernel_size"))
     panels = {lbl: c["model"] for lbl, c in zip(labels, cfg)}  # one config per panel
     cols = 4
