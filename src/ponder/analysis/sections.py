@@ -244,7 +244,7 @@ def compose(ctx: Context, an: Analysis) -> tuple[str, str]:
     no_train = sum(a.n_chance for a in an.arms)
     outcome = outcome_sentence(total, sum(a.n_diverged for a in an.arms), no_train, sum(a.n_memorized for a in an.arms))
     classical = "depth" not in json.loads(ctx.chosen["config_json"].iloc[0])["model"]  # the classic pipeline's configs
-    where = scope(ctx.spec, ctx.seeds, classical=classical)
+    where = an.scope = scope(ctx.spec, ctx.seeds, classical=classical)
     short = scope_short(ctx.spec, classical=classical)
     if ctx.chance and no_train == total:
         head = (f"No arm trained {short}: every run's training accuracy stayed within "

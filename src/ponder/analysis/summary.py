@@ -86,6 +86,7 @@ class Analysis:
     reference: str = ""
     headline: str = ""
     answer: str = ""
+    scope: str = ""  # the protocol in words (data, model, training, tuning, seeds)
     sentences: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # arm, epoch, split, mean, lo, hi
