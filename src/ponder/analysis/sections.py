@@ -123,7 +123,7 @@ def _factors(ctx: Context, an: Analysis) -> list[str]:
     an.focus = ctx.spec.get("focus") or an.factor_effects[0].factor
     ordered = sorted(an.factor_effects, key=lambda e: e.factor != an.focus)
     rejected = [t for t in an.interaction_tests if t.verdict == "interaction"]
-    out = [_averaged(e.factor, rejected) + factor_sentence(e, ctx.metric) for e in ordered]
+    out = [_averaged(e.factor, rejected, factor_sentence(e, ctx.metric)) for e in ordered]
     out += [interaction_sentence(t, ctx.metric) for t in rejected]
     quiet = [t for t in an.interaction_tests if t.verdict != "interaction"]
     if quiet:
@@ -134,11 +134,13 @@ def _factors(ctx: Context, an: Analysis) -> list[str]:
     return out
 
 
-def _averaged(factor: str, rejected: list) -> str:
-    """A prefix for a factor whose best level changes with another factor: its main effect is an average."""
+def _averaged(factor: str, rejected: list, sentence: str) -> str:
+    """The factor's sentence, prefixed where its best level changes with another factor (its main effect is an average)."""
     others = [t.b if t.a == factor else t.a for t in rejected if factor in t.crossover_in]
-    return f"Averaged over {' and '.join(others)} (its best level depends on {'them' if len(others) > 1 else 'it'}): " \
-        if others else ""
+    if not others:
+        return sentence
+    return (f"Averaged over {' and '.join(others)} (its best level depends on {'them' if len(others) > 1 else 'it'}): "
+            f"{sentence[0].lower()}{sentence[1:]}")
 
 
 def _conditions(ctx: Context, an: Analysis) -> list[str]:

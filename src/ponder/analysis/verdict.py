@@ -157,10 +157,19 @@ def factor_sentence(effect: FactorEffect, metric: str) -> str:
     return f"{lead} {_tests(effect)}: {use} {_join(effect.best)}; avoid {_avoid(effect, metric)}."
 
 
-def _simple_list(test: InteractionTest, factor: str) -> str:
-    """'he at activation=relu, xavier at activation=tanh': the best level of ``factor`` per level of the other."""
+def _simple_list(test: InteractionTest, factor: str, most: int = 4) -> str:
+    """'he at activation=relu, xavier at activation=tanh': the best level of ``factor`` per level of the other,
+    grouped by best level; a long group is cut with its count ("relu at 13 levels of model.initializer")."""
     other = test.b if factor == test.a else test.a
-    return ", ".join(f"{s.best} at {_at(other, s.at)}" for s in test.simple[factor])
+    groups: dict[str, list[str]] = {}
+    for s in test.simple[factor]:
+        groups.setdefault(s.best, []).append(s.at)
+    parts = []
+    for best, ats in sorted(groups.items(), key=lambda kv: len(kv[1])):
+        where = (f"{_short(other)}={', '.join(ats)}" if len(ats) <= most else
+                 f"the other {len(ats)} levels of {other}" if len(groups) > 1 else f"every level of {other}")
+        parts.append(f"{best} at {where}" if len(ats) > most or len(ats) > 1 else f"{best} at {_at(other, ats[0])}")
+    return "; ".join(parts)
 
 
 def _magnitude(test: InteractionTest, metric: str | None) -> str:
@@ -194,6 +203,14 @@ def interaction_sentence(test: InteractionTest, metric: str | None = None) -> st
     if test.kind == "crossover":
         return f"{head}: the best level of {test.described} changes with {test.by}: {_simple_list(test, test.described)}."
     return f"{head}: {_magnitude(test, metric)}."
+
+
+HEADLINE_RATIO = 1.5  # a magnitude interaction the headline names: one factor matters at least 1.5x more somewhere
+
+
+def _few(levels: list[str], most: int = 5) -> list[str]:
+    """At most ``most`` names; a longer list ends with 'N others' (the paragraph lists them all)."""
+    return levels if len(levels) <= most else [*levels[:most - 1], f"{len(levels) - most + 1} others"]
 
 
 def _pick(effects: list[FactorEffect], focus: str | None) -> FactorEffect:
@@ -252,13 +269,14 @@ def headline(effects: list[FactorEffect], interactions: list[InteractionTest], *
         return (f"The best {f} {scope_short} depends on {other}: {_simple_list(t, f)} ({t.test}, {_p(t.p)}). "
                 f"No single level wins; averaged over {other}, {_status(eff, metric)}.")
     extra = ""
-    if rejected:
-        t = rejected[0]
+    strong = [t for t in rejected if t.described != f or t.ratio is None or t.ratio >= HEADLINE_RATIO]
+    if strong:  # a magnitude interaction of a few percent stays in the paragraph
+        t = strong[0]
         extra = (f"; {_magnitude(t, None)} (interaction, {_p(t.p)})" if t.described == f else
                  f"; it changes the effect of {t.b if t.a == f else t.a} (interaction, {_p(t.p)})")
     if eff.verdict == "matters" and eff.avoid:
         verb = "Use" if eff.strength == "significant" else "Prefer"
-        first = f"{verb} {_join(eff.best)} for {f} {scope_short}, not {_join(eff.avoid, 'or')}"
+        first = f"{verb} {_join(_few(eff.best))} for {f} {scope_short}, not {_join(_few(eff.avoid), 'or')}"
     elif eff.verdict == "matters":
         first = f"Prefer {eff.levels[0]} for {f} {scope_short}, though no level is clearly worse"
     elif eff.reason:
