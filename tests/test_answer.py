@@ -176,3 +176,16 @@ def test_linked_levels_pair_activation_with_its_initializer(synthetic_store, mak
     with synthetic_store(study, value) as st:
         out = analyze(st, "tiny").to_json()
     assert out["factors"][0]["best"] == ["relu+torch.kaiming_normal"]
+
+
+def test_an_ordered_focus_with_a_trend_leads_the_headline_with_its_direction(synthetic_store, make_spec):
+    study = make_spec(seeds=5, tune=None, focus="dataset.label_noise",
+                      factors={"dataset.label_noise": [0.0, 0.2, 0.5, 0.8]})
+
+    def value(levels, tuned, seed):
+        acc = 0.9 - 0.5 * levels["dataset.label_noise"] + _stable_noise(seed, str(levels), 0.01)
+        return acc, acc, 0.95
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert an.headline.startswith("Test accuracy decreases as dataset.label_noise grows")

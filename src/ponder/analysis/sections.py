@@ -251,6 +251,11 @@ def compose(ctx: Context, an: Analysis) -> tuple[str, str]:
     if ctx.chance and no_train == total:
         head = (f"No arm trained {short}: every run's training accuracy stayed within "
                 f"{100 * CHANCE_MARGIN:.0f} points of chance, so no level can be recommended.")
+    elif (trend := next((t for t in an.trends if t.factor == an.focus and t.direction), None)) is not None:
+        from ponder.analysis.verdict import trend_headline
+
+        head = trend_headline(trend, next(e for e in an.factor_effects if e.factor == an.focus), metric=ctx.metric,
+                              scope_short=short)
     elif an.factor_effects:
         head = headline(an.factor_effects, an.interaction_tests, focus=an.focus, metric=ctx.metric,
                         scope_short=short)

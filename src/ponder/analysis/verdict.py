@@ -309,3 +309,13 @@ def trend_sentence(trend: Trend, metric: str) -> str:
     verb = "increases" if trend.direction == "increasing" else "decreases"
     better = "improves" if trend.improves else "worsens"
     return f"{metric.capitalize()} {verb} ({better}) as {f} grows ({trend.test}, {_p(trend.p)}{rho}; {slope})."
+
+
+def trend_headline(trend: Trend, effect: FactorEffect, *, metric: str, scope_short: str) -> str:
+    """The headline of a study whose focus is an ordered factor with a monotone trend (label noise, depth):
+    the direction and slope first, then how much the factor matters."""
+    verb = "increases" if trend.direction == "increasing" else "decreases"
+    first = (f"Test {metric} {verb} as {trend.factor} grows {scope_short}: {_size(metric, trend.slope)} per unit of "
+             f"{_short(trend.factor)} ({_ci(metric, *trend.slope_ci, trend.n)}; {trend.test}, {_p(trend.p)})")
+    status = _status(effect, metric)
+    return f"{first}. {status[0].upper()}{status[1:]}."
