@@ -13,6 +13,7 @@ def _value(levels, tuned, seed):
 
 def test_an_unchanged_report_is_kept_and_a_changed_one_rebuilt(synthetic_store, make_spec, tmp_path, monkeypatch):
     import ponder.reporting.html as html
+    from ponder.analysis import fingerprint
 
     spec = make_spec(seeds=3, tune=None)
     out = tmp_path / "reports"
@@ -21,7 +22,7 @@ def test_an_unchanged_report_is_kept_and_a_changed_one_rebuilt(synthetic_store, 
         stamp = first.stat().st_mtime_ns
         monkeypatch.setattr(html, "analyze", lambda *a, **k: pytest.fail("an unchanged report was analyzed again"))
         assert html.write_report(st, "tiny", out) == first and first.stat().st_mtime_ns == stamp
-        assert st.analysis("tiny")[0] == st.fingerprint("tiny")  # the analysis is kept with the study
+        assert st.analysis("tiny")[0] == fingerprint(st, "tiny")  # the analysis is kept with the study
         monkeypatch.undo()
         st.con.execute("UPDATE runs SET status = 'diverged' WHERE run_id IN (SELECT run_id FROM runs LIMIT 1)")
         html.write_report(st, "tiny", out)  # the runs changed: rebuilt

@@ -78,15 +78,15 @@ def scope(spec: dict[str, Any], seeds: int, *, classical: bool = False) -> str:
 
 
 def scope_short(spec: dict[str, Any], *, classical: bool = False) -> str:
-    """Where the answer holds, in a few words: "on mnist1d mlps (2 hidden layers)"."""
+    """Where the answer holds, in a few words: "on mnist1d mlps (2 hidden layers)", "for mlps on each dataset"."""
     ds, m, factors = spec["dataset"], spec["model"], spec.get("factors", {})
-    data = "each dataset" if "dataset.name" in factors else ds["name"]
+    varied = "dataset.name" in factors
     if any("model.arch" in k.split("+") for k in factors):
-        return f"on {data}"
+        return "on each dataset" if varied else f"on {ds['name']}"
     if classical:
-        return f"on {data} with {m['arch']}"
+        return f"with {m['arch']} on {'each dataset' if varied else ds['name']}"
     depth = "" if "model.depth" in factors else f" ({_plural(m['depth'], 'hidden layer')})"
-    return f"on {data} {m['arch']}s{depth}"
+    return f"for {m['arch']}s{depth} on each dataset" if varied else f"on {ds['name']} {m['arch']}s{depth}"
 
 
 def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher: bool = True) -> str:

@@ -7,6 +7,7 @@ is read from the store; no dataset is loaded and nothing is trained.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from ponder.errors import PonderError
 from ponder.store import Store
 from ponder.study.spec import METRICS
 
-__all__ = ["Analysis", "analyze", "ArmResult", "Context", "CHANCE_MARGIN", "ALPHA", "metric_column", "metric_direction"]
+__all__ = ["Analysis", "analyze", "ArmResult", "Context", "CHANCE_MARGIN", "ALPHA", "metric_column", "metric_direction",
+           "fingerprint"]
 
 
 @dataclass
@@ -209,6 +211,29 @@ def analyze(store: Store, name: str) -> Analysis:
             an.sentences += [s for s in section.run(ctx, an) if s]
     an.headline, an.answer = compose(ctx, an)
     return an
+
+
+def fingerprint(store: Store, name: str) -> str:
+    """What a study's analysis and report depend on: its stored plan, runs and spec (``Store.fingerprint``) and
+    the code that analyzes and reports them, so a stored analysis is reused only while both are unchanged."""
+    import hashlib
+
+    return hashlib.sha256(f"{store.fingerprint(name)}:{_code_hash()}".encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted([*root.joinpath("analysis").rglob("*.py"), *root.joinpath("reporting").rglob("*"),
+                    root / "__init__.py"])
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def arm_levels(chosen: pd.DataFrame, factor: str) -> list[str]:

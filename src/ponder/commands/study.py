@@ -121,8 +121,10 @@ def _print_analysis(st, name: str, fmt: str) -> None:
     """The analysis as JSON (the stored one when the study's runs have not changed) or as Markdown."""
     import json
 
+    from ponder.analysis import fingerprint
+
     stored = st.analysis(name) if fmt == "json" else None
-    if stored is not None and stored[0] == st.fingerprint(name):
+    if stored is not None and stored[0] == fingerprint(st, name):
         print(json.dumps(stored[1], indent=2))
         return
     from ponder.analysis import analyze

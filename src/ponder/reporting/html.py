@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ponder import __version__
-from ponder.analysis import Analysis, analyze
+from ponder.analysis import Analysis, analyze, fingerprint as analysis_fingerprint
 from ponder.errors import PonderError
 from ponder.reporting import plots
 from ponder.reporting.figures import draw_figures
@@ -54,7 +54,7 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
         raise PonderError(f"study name {name!r} is not a folder name; report a study by its name in the store")
     folder = out / name
     check_report_target(out, folder, force=force)
-    fingerprint = store.fingerprint(name)
+    fingerprint = analysis_fingerprint(store, name)
     kept = _unchanged(folder, fingerprint)
     if kept is not None:  # nothing the report shows has changed since it was written
         write_index(out, entry={"name": name, "question": kept["question"], "answer": kept["headline"]}, force=force)
