@@ -20,6 +20,23 @@ def swish2(x):
 BETA = 2.0
 
 
+@ponder.register("model", "tinynet", formula="Linear(width) - act - Linear(classes)", module=True)
+def tinynet(in_shape, n_classes, *, width):
+    """A user's own network: flatten, one hidden layer with the plugin activation."""
+    import math
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(math.prod(in_shape), width)
+            self.out = torch.nn.Linear(width, n_classes)
+
+        def forward(self, x):
+            return self.out(swish2(self.hidden(x.flatten(1))))
+
+    return Net()
+
+
 @ponder.register("metric", "confidence", formula="mean max softmax", direction="max")
 def confidence(logits, y):
     """Mean confidence of the prediction."""
@@ -30,7 +47,7 @@ def confidence(logits, y):
 def _study(tmp_path, make_study):
     (tmp_path / "my_components.py").write_text(textwrap.dedent(PLUGIN))
     return make_study(seeds=2, tune=None, plugins=["my_components"], metrics=["accuracy", "confidence"],
-                      factors={"model.activation": ["tanh", "swish2"]})
+                      factors={"model.arch+model.activation": [["mlp", "tanh"], ["mlp", "swish2"], ["tinynet", "tanh"]]})
 
 
 def test_a_plugin_study_runs_reports_and_retrains_only_what_changed(tmp_path, make_study, cli):
@@ -38,18 +55,25 @@ def test_a_plugin_study_runs_reports_and_retrains_only_what_changed(tmp_path, ma
     store, out = tmp_path / "s.duckdb", tmp_path / "reports"
     r = cli("run", str(study), "--store", str(store), "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "4 runs, 0 already in the store, 4 trained, 0 failed" in r.stderr
+    assert "6 runs, 0 already in the store, 6 trained, 0 failed" in r.stderr
     analysis = json.loads((out / "tiny" / "analysis.json").read_text())
-    assert [f["factor"] for f in analysis["factors"]] == ["model.activation"]
+    assert analysis["metric"] == "accuracy" and len(analysis["arms"]) == 3
+    import duckdb
+
+    with duckdb.connect(str(store), read_only=True) as con:  # the plugin metric, on every run, the module's too
+        measured = con.execute("SELECT count(DISTINCT run_id) FROM evals WHERE kind = 'confidence' "
+                               "AND probe = 'metric_test'").fetchone()[0]
+    assert measured == 6
+    assert {a["arm"] for a in analysis["arms"]} >= {"arch+activation=tinynet+tanh"}
     r = cli("run", str(study), "--store", str(store), "--out", str(out))
-    assert "4 runs, 4 already in the store, 0 trained" in r.stderr  # unchanged plugin: reused
+    assert "6 runs, 6 already in the store, 0 trained" in r.stderr  # unchanged plugin: reused
     plugin = tmp_path / "my_components.py"
     plugin.write_text(plugin.read_text().replace("BETA = 2.0", "BETA = 50.0"))
     r = cli("run", str(study), "--store", str(store), "--out", str(out))
     assert r.returncode == 0, r.stderr
     # every run measures the plugin metric, and a plugin's identity hashes its whole module file:
-    # all 4 retrain (a function used by some runs only retrains those: next test)
-    assert "4 runs, 0 already in the store, 4 trained" in r.stderr
+    # all 6 retrain (a function used by some runs only retrains those: next test)
+    assert "6 runs, 0 already in the store, 6 trained" in r.stderr
 
 
 def test_editing_a_plugin_function_changes_only_the_ids_of_runs_that_use_it(tmp_path, make_study):

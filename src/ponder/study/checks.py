@@ -154,9 +154,6 @@ def _check_modules(study: Study, runs: list[Run]) -> None:
     for r in runs:
         if not r.config.classical and is_module(r.config.model.arch):
             by_arch.setdefault(r.config.model.arch, []).append(r.config)
-    if by_arch and study.extra_metrics:
-        raise SpecError(f"{study.source}: metrics {list(study.extra_metrics)} are measured on built-in architectures "
-                        f"only; model {next(iter(by_arch))!r} (an nn.Module) measures accuracy and loss")
     for arch, cfgs in by_arch.items():
         try:
             declared = module_kwargs(arch, dict.fromkeys(MODULE_SETTINGS))

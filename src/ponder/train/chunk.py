@@ -68,7 +68,8 @@ def train_chunk(runs: list[Run], *, device: str = "cpu", on_epoch: Callable[[int
         if on_epoch is not None:
             on_epoch(len(runs) * cfg.training.epochs)
     elif is_module(cfg.model.arch):
-        records, evals = _module(runs, data, on_epoch), []
+        records = _module(runs, data, on_epoch)
+        evals = _module_metrics(runs, records, pool, data) if cfg.metrics else []
     else:
         t = cfg.training
         records = train_population(layers, [_settings(r.config) for r in runs], data, activation=cfg.model.activation,
@@ -92,7 +93,33 @@ def _module(runs: list[Run], data: PopulationData, on_epoch: Callable[[int], Non
     return train_module_population(cfg.model.arch, cfg.model.model_dump(), [_settings(r.config) for r in runs], data,
                                    loss=t.loss, optimizer=t.optimizer, momentum=t.momentum, epochs=t.epochs,
                                    batch_size=t.batch_size, dtype=DTYPES[t.dtype], switch=t.switch,
-                                   schedule=EvalSchedule(ev.every, ev.probe_every, ev.train_subset), on_epoch=on_epoch)
+                                   schedule=EvalSchedule(ev.every, ev.probe_every, ev.train_subset), on_epoch=on_epoch,
+                                   keep_params=bool(cfg.metrics))
+
+
+@torch.no_grad()
+def _module_metrics(runs: list[Run], records: list, pool, data: PopulationData) -> list[dict]:
+    """Extra metrics of module models: each trained network rebuilt, its weights loaded, scored in eval mode."""
+    from ponder import registry
+    from ponder.catalog.models import build_module
+
+    cfg = runs[0].config
+    fns = {m: registry.get("metric", m).fn for m in cfg.metrics}
+    rows: list[dict] = []
+    for i, (r, rec) in enumerate(zip(runs, records)):
+        net = build_module(cfg.model.arch, pool.sample_shape, pool.n_classes, settings=cfg.model.model_dump(), seed=r.seed)
+        net = net.to(device=data.x_pool.device, dtype=DTYPES[cfg.training.dtype])
+        net.load_state_dict(rec.final, strict=False)
+        net.eval()
+        splits = {"metric_test": (data.x_test, data.y_test)}
+        if data.val_idx.shape[1]:
+            splits["metric_val"] = (data.x_pool[data.val_idx[i]], data.clean[data.val_idx[i]])
+        for probe, (x, y) in splits.items():
+            logits = torch.cat([net(x[s:s + EVAL_CHUNK]) for s in range(0, len(x), EVAL_CHUNK)])
+            rows += [{"run_id": r.id, "probe": probe, "kind": m, "level": 0.0, "value": float(fn(logits, y))}
+                     for m, fn in fns.items()]
+        rec.final = rec.initial = None
+    return rows
 
 
 def _module_bytes(cfg: RunConfig, pool, itemsize: int) -> int:

@@ -6,7 +6,7 @@ swapped for a vmapped ``functional_call``:
 
     nets = build_models(...)                   one module per model, from its own seed; ponder's initializer
                                                on every Linear / Conv layer, from the stream (seed, "init")
-    state = init_state(nets, ...)              parameters stacked (stack_module_state) into one flat buffer
+    state = init_state(nets, ...)              parameters stacked (like stack_module_state) into one flat buffer
     log_epoch(state, epoch 0)                  train / val / test loss and accuracy (no layer probes)
     for each epoch:
         order = epoch_order(state)             the built-in loop's per-seed shuffle
@@ -32,7 +32,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state
+from torch.func import functional_call
 
 from ponder import registry
 from ponder.catalog.initializers.base import init_network
@@ -283,7 +283,7 @@ def _train_group(arch: str, nets: list[nn.Module], models: list[ModelSettings], 
     """The built-in loop's steps for models that share one structure."""
     losses = [registry.get("loss", part).fn for part in loss.split(">")]
     device, n_train = data.x_pool.device, data.train_idx.shape[1]
-    params, buffers = stack_module_state(nets)
+    params, buffers = _stack_state(nets)
     net = _skeleton(arch, nets, {**params, **buffers}, tuple(data.x_pool.shape[1:]), dtype)
     state = init_state(net, params, buffers, models, optimizer=optimizer, momentum=momentum, dtype=dtype, device=device,
                        keep_params=keep_params)
@@ -307,6 +307,17 @@ def _train_group(arch: str, nets: list[nn.Module], models: list[ModelSettings], 
             rec.final = {n: v[m].detach().clone() for n, v in state.views.items()}
             rec.initial = {n: v[m] for n, v in state.initial.items()}
     return state.records
+
+
+def _stack_state(nets: list[nn.Module]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Parameters and buffers of same-structure networks stacked on a leading model axis (as
+    ``torch.func.stack_module_state``, without requiring one Python class: a factory that defines its
+    class inside the function returns a new class on every call)."""
+    names = [n for n, _ in nets[0].named_parameters()]
+    bufs = [n for n, _ in nets[0].named_buffers()]
+    params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in nets]).requires_grad_() for n in names}
+    buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in nets]) for n in bufs}
+    return params, buffers
 
 
 def _subset(data: PopulationData, ix: list[int]) -> PopulationData:
