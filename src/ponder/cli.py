@@ -28,7 +28,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="ponder answers deep-learning design questions with controlled, repeatable experiments.")
 theory_app = typer.Typer(help="Theory without training: mean field, phase diagrams, folklore checks.",
                          no_args_is_help=True)
-_STATE = {"debug": False}
 
 ALL_STUDIES = ["init", "generalization", "loss", "relu_dropout", "activations"]  # one per question of the seed
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,7 +36,7 @@ EXECUTORS = ("local", "ray")
 
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")) -> None:
-    _STATE["debug"] = debug
+    """The --debug flag is read by the error boundary in :func:`main` (from the arguments)."""
 
 
 def run(study: str = typer.Argument(..., help="A built-in study name, a .toml path, or 'all' (the five questions)."),

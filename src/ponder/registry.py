@@ -219,6 +219,12 @@ def closest(name: str, candidates: list[str]) -> list[str]:
     return found
 
 
+def did_you_mean(name: str, candidates: list[str], *, prefix: str = "") -> str:
+    """``"; did you mean 'x'?"`` for the closest candidate (``prefix`` before it), or ``""``."""
+    near = closest(name, list(candidates))
+    return f"; did you mean '{prefix}{near[0]}'?" if near else ""
+
+
 def unknown(what: str, name: str, candidates: list[str], *, listing: str = "") -> str:
     """The one sentence for a miss: ``unknown <what> '<name>'; did you mean 'x'? (<listing>)``.
 

@@ -56,10 +56,9 @@ def choice(option: str, value: str, choices: Sequence[str]) -> None:
     """``value`` is one of ``choices``; a miss names the closest one."""
     if value in choices:
         return
-    import difflib
+    from ponder.registry import did_you_mean
 
-    near = difflib.get_close_matches(value, list(choices), n=1)
-    hint = f"; did you mean {near[0]!r}?" if near else ""
+    hint = did_you_mean(value, list(choices))
     raise PonderError(f"unknown {option} {value!r}{hint} (choose from {', '.join(choices)})")
 
 

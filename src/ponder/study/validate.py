@@ -37,8 +37,7 @@ def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
             field = getattr(parent, "model_fields", {}).get(part)
             parent = field.annotation if field is not None else None
         valid = [v for v in getattr(parent, "model_fields", {}) if v != "source"] if parent is not None else []
-        near = registry.closest(str(err["loc"][-1]), valid)
-        hint = f"; did you mean {near[0]!r}?" if near else f" (valid keys: {', '.join(valid)})"
+        hint = registry.did_you_mean(str(err["loc"][-1]), valid) or f" (valid keys: {', '.join(valid)})"
         return f"key {loc!r} is not a known key{hint}"
     if err["type"] == "missing":
         return f"key {loc!r} is required"
@@ -57,8 +56,7 @@ def split_key(key: str, where: str) -> list[tuple[str, str]] | str:
             return f"{where} key {key!r} must be '<section>.<field>' with section one of {', '.join(SECTIONS)}"
         fields = list(SECTIONS[section].model_fields)
         if field not in fields:
-            near = registry.closest(field, fields)
-            hint = f"; did you mean '{section}.{near[0]}'?" if near else ""
+            hint = registry.did_you_mean(field, fields, prefix=f"{section}.")
             return f"{where} key {part!r} is not a field of [{section}]{hint}"
         out.append((section, field))
     if len(set(out)) != len(out):

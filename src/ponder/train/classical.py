@@ -22,9 +22,8 @@ import torch
 
 from ponder.train.data import PopulationData
 
-__all__ = ["CLASSICAL", "features", "fit_predict", "render_signals"]
+__all__ = ["features", "fit_predict", "render_signals"]
 
-CLASSICAL = ("hog_svm", "logreg")
 PLOT_HEIGHT = 32  # rows of the image a 1-D signal is drawn into
 
 

@@ -48,8 +48,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     allowed = [p for p in inspect.signature(entry.fn).parameters if p != "self"]
     for key in options:
         if key not in allowed:
-            near = registry.closest(key, allowed)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
+            hint = registry.did_you_mean(key, allowed)
             raise SpecError(f"dataset {name!r} has no option {key!r}{hint} (valid: {', '.join(allowed) or 'none'})")
 
 

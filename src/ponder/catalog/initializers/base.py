@@ -149,8 +149,7 @@ def check_params(entry: "registry.Entry", params: dict[str, Any]) -> None:
     allowed = [p for p, v in sig.parameters.items() if v.kind == v.KEYWORD_ONLY and p not in ("generator", "dtype", *entry.facts.needs)]
     for key in params:
         if key not in allowed:
-            near = registry.closest(key, allowed)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
+            hint = registry.did_you_mean(key, allowed)
             raise CatalogError(f"initializer {entry.name!r} has no parameter {key!r}{hint} (its parameters: {', '.join(allowed) or 'none'})")
 
 
