@@ -24,11 +24,13 @@ import torch
 from ponder import registry
 from ponder.catalog.models import Layer
 from ponder.rng import rng_for
+from ponder.train.conv import conv_step, is_conv
 from ponder.train.data import PopulationData
 from ponder.train.dense import dense_step, is_dense
 from ponder.train.engine import forward, init_population, layer_output
 from ponder.train.metrics import evaluate
-from ponder.train.optim import Flat, OptState, flatten, opt_init, opt_step
+from ponder.train.fused import fused_opt_step
+from ponder.train.optim import Flat, OptState, flatten, opt_init
 from ponder.train.probes import probe
 
 __all__ = ["EvalSchedule", "ModelSettings", "RunRecord", "train_population"]
@@ -171,16 +173,17 @@ def epoch_order(state: PopulationState, data: PopulationData) -> torch.Tensor:
 
 def train_step(state: PopulationState, net: Network, xb: torch.Tensor, yb: torch.Tensor, *, loss_fn: Callable) -> None:
     """One minibatch for every model: forward, per-model mean loss, backward, optimizer step (the active models)."""
-    if net.dense:  # gradients straight into the flat buffer
-        per_model = dense_step(state.flat.views, state.grad_views, net.layers, xb, yb, act=net.act, act_name=net.act_name,
-                               loss_fn=loss_fn, dropout=state.dropout_mult if state.any_dropout else None)  # (M,)
+    if net.dense or is_conv(net.layers):  # hand-written backward: gradients straight into the flat buffer
+        step = dense_step if net.dense else conv_step
+        per_model = step(state.flat.views, state.grad_views, net.layers, xb, yb, act=net.act, act_name=net.act_name,
+                         loss_fn=loss_fn, dropout=state.dropout_mult if state.any_dropout else None)  # (M,)
         grad = state.grad
     else:
         logits = forward(state.flat.views, net.layers, xb, net.act, dropout=state.dropout if state.any_dropout else None)
         per_model = loss_fn(logits, yb).mean(dim=1)  # (M,)
         grad = state.flat.flat_grad(torch.autograd.grad(per_model.sum(), state.leaves))
-    opt_step(state.opt, state.flat.data, grad, lr=state.lr, weight_decay=state.weight_decay, momentum=state.momentum,
-             keep=state.keep)
+    fused_opt_step(state.opt, state.flat, grad, lr=state.lr, weight_decay=state.weight_decay, momentum=state.momentum,
+                   keep=state.keep)  # opt_step, fused where that gives the same bits
     state.loss_sum += per_model.detach()
     state.step += 1
 

@@ -1,0 +1,222 @@
+"""The hand-written CNN forward/backward (train/conv.py) equals autograd through grouped convolutions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ponder import registry
+from ponder.catalog.datasets import load_pool
+from ponder.catalog.models import build
+from ponder.train import ModelSettings, prepare_data, train_population
+from ponder.train import conv
+from ponder.train.engine import forward, init_population
+from ponder.train.optim import flatten
+
+F64 = torch.float64
+SHAPES = {  # (arch, sample shape, depth, width, kernel): the catalog's layers on small inputs
+    "cnn1d": ("cnn1d", (1, 40), 3, 6, 5),
+    "cnn1d-3ch-k3": ("cnn1d", (3, 17), 2, 5, 3),
+    "cnn2d": ("cnn2d", (1, 8, 8), 2, 4, 3),
+    "cnn2d-3ch-odd": ("cnn2d", (3, 9, 7), 2, 5, 3),
+    "cnn1d-tiny": ("cnn1d", (2, 6), 2, 4, 5),  # every layer's input small enough to run as an unrolled dense matmul
+}
+
+
+def _case(name: str, bias: bool, m: int = 3, bsz: int = 7):
+    arch, shape, depth, width, k = SHAPES[name]
+    layers = build(arch, shape, 5, depth=depth, width=width, kernel_size=k)
+    gens = [torch.Generator().manual_seed(10 + i) for i in range(m)]  # every model its own weights
+    params = init_population(layers, [("torch.kaiming_normal", {})] * m, gens, F64)
+    g = torch.Generator().manual_seed(0)
+    params = [(w, 0.3 * torch.randn(b.shape, generator=g, dtype=F64) if bias else torch.zeros_like(b)) for w, b in params]
+    x = torch.randn(m, bsz, *shape, generator=g, dtype=F64)
+    y = torch.randint(0, 5, (m, bsz), generator=g)
+    return layers, flatten(params), x, y, g
+
+
+def _compare(name, activation, *, bias=True, drop=False, loss="cross_entropy"):
+    layers, flat, x, y, g = _case(name, bias)
+    assert conv.is_conv(layers)
+    act, loss_fn = registry.get("activation", activation).fn, registry.get("loss", loss).fn
+    masks: dict[int, torch.Tensor] = {}
+
+    def mult(a, i):  # drawn once per layer, channels-first (M, B, C, *spatial), as engine.forward sees it
+        if i not in masks:
+            masks[i] = (torch.rand(a.shape, generator=g, dtype=a.dtype) > 0.3) / 0.7
+        assert masks[i].shape == a.shape
+        return masks[i]
+
+    grad = torch.zeros_like(flat.data)
+    got = conv.conv_step(flat.views, flat.grad_views(grad), layers, x, y, act=act, act_name=activation,
+                         loss_fn=loss_fn, dropout=mult if drop else None)
+    leaves = [t for pair in flat.views for t in pair]
+    logits = forward(flat.views, layers, x, act, dropout=(lambda a, i: a * mult(a, i)) if drop else None)
+    want = loss_fn(logits, y).mean(1)
+    ref = flat.flat_grad(torch.autograd.grad(want.sum(), leaves))
+    assert torch.allclose(got, want.detach(), rtol=0, atol=1e-10)
+    assert float((grad - ref).abs().max()) < 1e-10
+    assert float(ref.abs().max()) > 1e-3  # a real gradient, not zeros on both sides
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_step_equals_autograd(name, activation, bias):
+    _compare(name, activation, bias=bias)
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_conv_step_with_dropout_and_squared_error(name, activation):
+    _compare(name, activation, drop=True, loss="squared_error")
+
+
+@pytest.mark.parametrize("shift", [True, False])
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_both_input_gradients_equal_autograd(monkeypatch, name, shift):
+    """The shifted-slice input gradient and bmm + col2im, each forced on every layer."""
+    monkeypatch.setattr(conv, "_shift_pays", lambda layer: shift)
+    _compare(name, "relu", drop=True)
+    _compare(name, "tanh")
+
+
+@pytest.mark.parametrize("unroll", [True, False])
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_unrolled_and_im2col_convolutions_equal_autograd(monkeypatch, name, unroll):
+    """Every convolution as a dense matmul with its unrolled weight, or every one through im2col."""
+    monkeypatch.setattr(conv, "_dense_pays", lambda layer: unroll and layer.kind != "dense")
+    _compare(name, "relu", drop=True)
+    _compare(name, "gelu")
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "cnn2d"])
+def test_chunks_of_models_give_the_same_gradients(monkeypatch, name):
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 1)  # one model per chunk; masks still drawn for the population
+    _compare(name, "relu", drop=True)
+    _compare(name, "gelu")
+
+
+def test_only_supported_networks_take_the_fast_path(monkeypatch):
+    assert conv.is_conv(build("cnn1d", (1, 40), 10, depth=2, width=4, kernel_size=5))
+    assert conv.is_conv(build("cnn2d", (1, 8, 8), 10, depth=2, width=4, kernel_size=3))
+    assert not conv.is_conv(build("mlp", (1, 40), 10, depth=2, width=4, kernel_size=0))
+    monkeypatch.setattr(conv, "FAST", False)
+    assert not conv.is_conv(build("cnn1d", (1, 40), 10, depth=2, width=4, kernel_size=5))
+
+
+MODELS = [
+    ModelSettings(0, 0.05, 0.0, "torch.default", {}, 0.0),
+    ModelSettings(1, 0.10, 1e-3, "torch.kaiming_normal", {}, 0.2),
+    ModelSettings(0, 0.02, 0.0, "torch.xavier_uniform", {}, 0.5),
+]
+
+
+def _train(arch, dataset, options, *, optimizer="momentum", activation="relu"):
+    pool = load_pool(dataset, options)
+    layers = build(arch, pool.sample_shape, pool.n_classes, depth=2, width=4, kernel_size=5 if arch == "cnn1d" else 3)
+    data = prepare_data(pool, seeds=[m.seed for m in MODELS], label_noise=[0.0] * len(MODELS), val_fraction=0.2,
+                        train_size=96, dtype=F64)
+    return train_population(layers, MODELS, data, activation=activation, loss="cross_entropy", optimizer=optimizer,
+                            momentum=0.9, epochs=2, batch_size=16, dtype=F64, keep_params=True)
+
+
+@pytest.mark.parametrize("arch,dataset,options,optimizer,activation", [
+    ("cnn1d", "mnist1d", {"num_samples": 400}, "momentum", "relu"),
+    ("cnn1d", "mnist1d", {"num_samples": 400}, "adam", "tanh"),
+    ("cnn2d", "digits", {}, "momentum", "relu"),
+])
+def test_train_population_fast_path_equals_autograd(monkeypatch, arch, dataset, options, optimizer, activation):
+    """Training with dropout, decay and three models: the fast path and autograd (forced) end equal."""
+    fast = _train(arch, dataset, options, optimizer=optimizer, activation=activation)
+    monkeypatch.setattr(conv, "FAST", False)
+    slow = _train(arch, dataset, options, optimizer=optimizer, activation=activation)
+    assert fast[0].steps == slow[0].steps > 0
+    for a, b in zip(fast, slow):
+        for (wa, ba), (wb, bb), (w0, _) in zip(a.params, b.params, a.init):
+            assert float((wa - wb).abs().max()) < 1e-10 and float((ba - bb).abs().max()) < 1e-10
+            assert float((wa - w0).abs().max()) > 1e-4  # the weights moved
+        for ea, eb in zip(a.epochs, b.epochs):
+            assert ea.keys() == eb.keys()
+            assert all(abs(ea[k] - eb[k]) < 1e-9 for k in ea)
+
+
+# -- the fused optimizer (train/fused.py): the same bits as opt_step ---------------------------------
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("freeze", [False, True])
+def test_fused_optimizer_gives_opt_steps_bits(monkeypatch, dtype, kind, freeze):
+    from ponder.train import fused
+    from ponder.train.fused import fused_opt_step
+    from ponder.train.optim import opt_init, opt_step
+
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)  # these small buffers too
+
+    g = torch.Generator().manual_seed(0)
+    m = 5  # blocks of 999 (weights) and 37 (bias) elements per model: runs that are not multiples of 64
+    params = [(torch.randn(m, 37, 27, generator=g, dtype=dtype), torch.randn(m, 37, generator=g, dtype=dtype)),
+              (torch.randn(m, 3, 37, generator=g, dtype=dtype), torch.randn(m, 3, generator=g, dtype=dtype))]
+    flats = [flatten(params, requires_grad=False) for _ in range(2)]
+    lr = flats[0].per_element(torch.tensor([0.05, 0.05, 0.1, 0.05, 0.3], dtype=dtype))
+    wd = flats[0].per_element(torch.tensor([0.0, 1e-3, 1e-3, 0.0, 0.05], dtype=dtype))
+    keep = flats[0].per_element(torch.tensor([True, False, True, True, False])) if freeze else None
+    states = [opt_init(kind, f.data) for f in flats]
+    for step in range(6):
+        grad = torch.randn(flats[0].data.shape, generator=g, dtype=dtype)
+        opt_step(states[0], flats[0].data, grad, lr=lr, weight_decay=wd, momentum=0.9, keep=keep if step > 2 else None)
+        fused_opt_step(states[1], flats[1], grad, lr=lr, weight_decay=wd, momentum=0.9, keep=keep if step > 2 else None)
+    assert torch.equal(_bits(flats[0].data), _bits(flats[1].data))
+    assert all(torch.equal(_bits(a), _bits(b)) for a, b in zip(states[0].buffers, states[1].buffers))
+    assert states[0].step == states[1].step == 6
+    assert hasattr(states[1], "_fused_plan") == (kind != "adam")  # the fused kernel ran (Adam: opt_step itself)
+
+
+def test_training_with_the_fused_optimizer_gives_the_same_bits(monkeypatch):
+    """A float32 MLP population, mixed learning rates and decays, one model diverging: identical to opt_step."""
+    import ponder.train.loop as loop
+    from ponder.train import fused
+    from ponder.train.optim import opt_step
+
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+
+    models = [ModelSettings(0, 0.05, 0.0, "torch.default", {}, 0.0), ModelSettings(1, 0.1, 1e-3, "torch.kaiming_normal", {}, 0.2),
+              ModelSettings(2, 1e5, 0.0, "torch.default", {}, 0.0), ModelSettings(3, 0.02, 5e-2, "torch.default", {}, 0.0)]
+
+    def train():
+        pool = load_pool("mnist1d", {"num_samples": 400})
+        layers = build("mlp", pool.sample_shape, pool.n_classes, depth=2, width=37, kernel_size=0)
+        data = prepare_data(pool, seeds=[m.seed for m in models], label_noise=[0.0] * 4, val_fraction=0.2, train_size=200,
+                            dtype=torch.float32)
+        return train_population(layers, models, data, activation="relu", loss="cross_entropy", optimizer="momentum",
+                                momentum=0.9, epochs=3, batch_size=16, dtype=torch.float32, keep_params=True)
+
+    fused = train()
+    monkeypatch.setattr(loop, "fused_opt_step", lambda st, flat, grad, **kw: opt_step(st, flat.data, grad, **kw))
+    plain = train()
+    assert [r.status for r in fused] == [r.status for r in plain] == ["ok", "ok", "diverged", "ok"]
+    for a, b in zip(fused, plain):
+        for pa, pb in zip(a.params, b.params):
+            for x, y in zip(pa, pb):
+                assert torch.equal(torch.isnan(x), torch.isnan(y))  # a diverged model: NaN where the other has NaN
+                assert torch.equal(_bits(x[~torch.isnan(x)]), _bits(y[~torch.isnan(y)]))
+        if a.status == "ok":
+            assert a.epochs == b.epochs
+
+
+def test_autograd_fallback_writes_the_same_gradients():
+    """Off the CPU, conv_step runs the autograd path into the gradient views; it must agree with the fast path."""
+    layers, flat, x, y, g = _case("cnn1d", True)
+    loss_fn = registry.get("loss", "cross_entropy").fn
+    mult = (torch.rand(3, 7, 6, 20, generator=g, dtype=F64) > 0.3) / 0.7
+    grads = [torch.zeros_like(flat.data) for _ in range(2)]
+    a = conv.conv_step(flat.views, flat.grad_views(grads[0]), layers, x, y, act=torch.tanh, act_name="tanh", loss_fn=loss_fn,
+                       dropout=lambda t, i: mult if i == 0 else torch.ones(t.shape, dtype=F64))
+    b = conv._autograd_step(flat.views, flat.grad_views(grads[1]), layers, x, y, torch.tanh, loss_fn,
+                            lambda t, i: mult if i == 0 else torch.ones(t.shape, dtype=F64))
+    assert float((a - b).abs().max()) < 1e-12 and float((grads[0] - grads[1]).abs().max()) < 1e-10
