@@ -188,6 +188,20 @@ def train_step(state: PopulationState, net: Network, xb: torch.Tensor, yb: torch
     state.step += 1
 
 
+def train_epoch(state, net, data: PopulationData, epoch: int, *, loss_fn: Callable, batch_size: int,
+                check_every: int, step: Callable) -> None:
+    """One epoch of minibatches for every model: ``step(state, net, xb, yb, loss_fn=...)`` per batch,
+    divergence checks every ``check_every`` steps and at the epoch's end (shared by the module path)."""
+    n_train = data.train_idx.shape[1]
+    order = epoch_order(state, data)  # (M, n_train) pool indices, one shuffle per seed
+    for start in range(0, n_train, batch_size):
+        idx = order[:, start:start + batch_size]  # (M, B)
+        xb, yb = data.x_pool[idx], data.labels.gather(1, idx)  # (M, B, *sample), (M, B)
+        step(state, net, xb, yb, loss_fn=loss_fn)  # forward, backward, update the active models
+        if state.step % check_every == 0 or start + batch_size >= n_train:
+            check_divergence(state, epoch)  # freeze models whose loss went NaN/inf
+
+
 def check_divergence(state: PopulationState, epoch: int) -> None:
     """Mark models whose loss since the last check is NaN/inf as diverged; their weights stop changing."""
     bad = ~torch.isfinite(state.loss_sum) & state.active  # (M,)
@@ -256,18 +270,12 @@ def train_population(layers: tuple[Layer, ...], models: list[ModelSettings], dat
     """
     net = Network(layers, registry.get("activation", activation).fn, activation, is_dense(layers))
     losses = [registry.get("loss", part).fn for part in loss.split(">")]
-    n_train = data.train_idx.shape[1]
     state = init_state(net, models, data, optimizer=optimizer, momentum=momentum, dtype=dtype, keep_params=keep_params)
     log_epoch(state, net, data, 0, loss_fn=losses[0], probes=probes)  # the models as initialized
     for epoch in range(1, epochs + 1):
         loss_fn = losses[loss_stage(epoch, epochs=epochs, stages=len(losses), switch=switch)]  # this epoch's loss
-        order = epoch_order(state, data)  # (M, n_train) pool indices, one shuffle per seed
-        for start in range(0, n_train, batch_size):
-            idx = order[:, start:start + batch_size]  # (M, B)
-            xb, yb = data.x_pool[idx], data.labels.gather(1, idx)  # (M, B, *sample), (M, B)
-            train_step(state, net, xb, yb, loss_fn=loss_fn)  # forward, backward, update the active models
-            if state.step % check_every == 0 or start + batch_size >= n_train:
-                check_divergence(state, epoch)  # freeze models whose loss went NaN/inf
+        train_epoch(state, net, data, epoch, loss_fn=loss_fn, batch_size=batch_size, check_every=check_every,
+                    step=train_step)  # shuffle, minibatches, divergence checks
         if schedule.evaluates(epoch, epochs):  # evaluate and probe
             log_epoch(state, net, data, epoch, loss_fn=loss_fn, probes=probes and schedule.probes(epoch, epochs),
                       train_subset=schedule.subset(epoch, epochs))

@@ -40,7 +40,7 @@ from ponder.catalog.models import build_module
 from ponder.errors import SpecError
 from ponder.rng import rng_for
 from ponder.train.data import PopulationData
-from ponder.train.loop import EvalSchedule, ModelSettings, RunRecord, check_divergence, epoch_order, loss_stage
+from ponder.train.loop import EvalSchedule, ModelSettings, RunRecord, loss_stage, train_epoch
 from ponder.train.metrics import SPLITS, _chunks, _split_size
 from ponder.train.optim import Flat, OptState, opt_init, opt_step
 
@@ -282,7 +282,7 @@ def _train_group(arch: str, nets: list[nn.Module], models: list[ModelSettings], 
                  on_epoch: Callable[[int], None] | None) -> list[ModuleRecord]:
     """The built-in loop's steps for models that share one structure."""
     losses = [registry.get("loss", part).fn for part in loss.split(">")]
-    device, n_train = data.x_pool.device, data.train_idx.shape[1]
+    device = data.x_pool.device
     params, buffers = _stack_state(nets)
     net = _skeleton(arch, nets, {**params, **buffers}, tuple(data.x_pool.shape[1:]), dtype)
     state = init_state(net, params, buffers, models, optimizer=optimizer, momentum=momentum, dtype=dtype, device=device,
@@ -290,13 +290,8 @@ def _train_group(arch: str, nets: list[nn.Module], models: list[ModelSettings], 
     log_epoch(state, net, data, 0, loss_fn=losses[0])  # the models as initialized
     for epoch in range(1, epochs + 1):
         loss_fn = losses[loss_stage(epoch, epochs=epochs, stages=len(losses), switch=switch)]  # this epoch's loss
-        order = epoch_order(state, data)  # (M, n_train) pool indices, one shuffle per seed
-        for start in range(0, n_train, batch_size):
-            idx = order[:, start:start + batch_size]  # (M, B)
-            xb, yb = data.x_pool[idx], data.labels.gather(1, idx)  # (M, B, *sample), (M, B)
-            train_step(state, net, xb, yb, loss_fn=loss_fn)
-            if state.step % check_every == 0 or start + batch_size >= n_train:
-                check_divergence(state, epoch)  # freeze models whose loss went NaN/inf
+        train_epoch(state, net, data, epoch, loss_fn=loss_fn, batch_size=batch_size, check_every=check_every,
+                    step=train_step)  # the built-in loop's epoch: shuffle, minibatches, divergence checks
         if schedule.evaluates(epoch, epochs):
             log_epoch(state, net, data, epoch, loss_fn=loss_fn, train_subset=schedule.subset(epoch, epochs))
         if on_epoch is not None:
