@@ -140,3 +140,13 @@ def make_spec():
     from ponder.study.spec import parse_study
 
     return lambda **overrides: parse_study(study_dict(**overrides))
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """Entries a test registers (itself or through plugin files) are gone after it, so the catalog's
+    tests, which pin the built-in entries, never see them whatever the test order."""
+    from ponder import registry
+
+    registry.names("model")  # the built-ins, loaded before the copy
+    monkeypatch.setattr(registry, "_REGISTRY", {kind: dict(table) for kind, table in registry._REGISTRY.items()})

@@ -47,11 +47,8 @@ def module_convbn(in_shape, n_classes, *, width, dropout=0.0):
 
 
 @pytest.fixture(autouse=True)
-def own_registry(monkeypatch):
-    """Entries registered by a test (and by its plugin files) are gone after it, so the catalog's tests,
-    which pin the built-in entries, see none of them."""
-    registry.names("model")  # the built-ins, loaded before the copy
-    monkeypatch.setattr(registry, "_REGISTRY", {kind: dict(table) for kind, table in registry._REGISTRY.items()})
+def module_entries(own_registry):
+    """The test models, registered in a copy of the registry (conftest's ``own_registry``)."""
     register("model", "test_module.mlp", formula="the built-in MLP as an nn.Sequential", module=True)(module_mlp)
     register("model", "test_module.convbn", formula="conv, batch norm, dropout only when asked", module=True)(module_convbn)
 

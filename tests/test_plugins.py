@@ -6,6 +6,13 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _own_registry(own_registry):
+    """Plugin entries loaded in this process are dropped after each test (conftest's ``own_registry``)."""
+
 PLUGIN = '''
 import torch
 import ponder

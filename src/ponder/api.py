@@ -193,8 +193,8 @@ def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", ou
     name = _name(study)
     read_only = not write or (str(store) != ":memory:" and not Path(store).exists())  # a missing store: NotFound
     with Store(store, read_only=read_only) as st:
-        path = write_report(st, name, out, force=force) if write else None
         an = analyze(st, name)
+        path = write_report(st, name, out, force=force, analysis=an) if write else None
     payload = an.to_json()
     figures = sorted(p for p in path.parent.iterdir() if p.suffix in (".png", ".svg")) if path else []
     return Report(name, payload, **analysis_tables(payload, an.comparisons), figures=figures, path=path)

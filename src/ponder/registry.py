@@ -11,6 +11,7 @@ The registry is the only module-level mutable state in ponder.
 from __future__ import annotations
 
 import difflib
+import functools
 import fnmatch
 import re
 import warnings
@@ -153,8 +154,12 @@ class Entry:
         return self.doc.splitlines()[0] if self.doc else ""
 
 
+@functools.lru_cache(maxsize=1024)
 def code_hash(fn: Callable[..., Any]) -> str:
-    """12 hex digits of SHA-256 over a function's source and the text of the module file it lives in."""
+    """12 hex digits of SHA-256 over a function's source and the text of the module file it lives in.
+
+    Cached per function object: a re-imported (edited) plugin registers new function objects, so
+    it is hashed afresh, while expanding a study does not re-read the file for every run."""
     import hashlib
     import inspect
 

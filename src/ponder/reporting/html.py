@@ -25,7 +25,7 @@ from ponder.store import Store
 __all__ = ["write_report", "write_index", "summary_markdown", "latex_table", "study_html"]
 
 def write_report(store: Store, name: str, out: str | Path = "reports", *, command: str | None = None,
-                 force: bool = False) -> Path:
+                 force: bool = False, analysis: Analysis | None = None) -> Path:
     """Write ``out/<name>/`` (index.html, figures, summary.md, table.tex, analysis.json) and merge the study into
     ``out/index.html``.
 
@@ -40,6 +40,7 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
             ``ponder run`` line built from the study's source.
         force: Write into a non-empty study folder or an ``out`` with an ``index.html`` that
             ponder did not write; their other files are left alone.
+        analysis: The study's analysis when the caller already has it (not computed again).
 
     Returns:
         The path of the study's ``index.html``.
@@ -59,7 +60,7 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     if kept is not None:  # nothing the report shows has changed since it was written
         write_index(out, entry={"name": name, "question": kept["question"], "answer": kept["headline"]}, force=force)
         return folder / "index.html"
-    an = analyze(store, name)
+    an = analysis if analysis is not None else analyze(store, name)
     claim(folder, kind="study", study=name)
     figures = draw_figures(an, folder)
     command = command or _default_command(an, store)

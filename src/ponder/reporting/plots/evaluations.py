@@ -16,12 +16,6 @@ _XLABEL = {"noise": "noise std (units of the input std)", "translation": "shift 
            "scaling": "magnification"}
 
 
-def _clean_arms(an: Analysis) -> list[str]:
-    """Arms trained on true labels and original inputs (all arms when those are not factors)."""
-    return [a.arm for a in an.arms if float(a.levels.get("dataset.label_noise", 0.0)) == 0.0
-            and a.levels.get("dataset.inputs", "original") == "original"]
-
-
 def shift_curves(an: Analysis, path: Path) -> Path | None:
     """Test accuracy against the strength of each input shift, one panel per kind, one line per arm
     (arms trained on true labels and original inputs); the clean test set is the first point.
@@ -33,7 +27,9 @@ def shift_curves(an: Analysis, path: Path) -> Path | None:
     Returns:
         ``path``, or None when the study measured no input shift.
     """
-    t = an.shift[an.shift["arm"].isin(_clean_arms(an))] if len(an.shift) else an.shift
+    from ponder.analysis.sections import clean_arms  # the rule the answer's shift sentence uses
+
+    t = an.shift[an.shift["arm"].isin(clean_arms(an.finals))] if len(an.shift) else an.shift
     if t.empty:
         return None
     kinds = list(dict.fromkeys(t["kind"]))
