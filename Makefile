@@ -25,8 +25,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ponder run quickstart --out reports
 
+# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep, so two suites (or a suite and a study) can share the cores.
 test: $(TEST_STAMP) browser
-	$(PY) -m pytest -q -m "not slow"
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -m "not slow"
 
 # The report test drives Debian's headless Chromium (never a downloaded browser).
 browser:

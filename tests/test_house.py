@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ponder"
 
 # Lower layers never import higher ones: spec -> plan -> train -> store -> analysis -> report.
 LAYERS = [
-    {"ponder", "errors", "rng", "quadrature", "registry", "escape", "studies", "plugins"},
+    {"ponder", "errors", "rng", "quadrature", "registry", "escape", "studies", "plugins", "cache"},
     {"theory"},
     {"catalog"},
     {"study"},

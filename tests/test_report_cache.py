@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -20,7 +23,7 @@ def test_an_unchanged_report_is_kept_and_a_changed_one_rebuilt(synthetic_store, 
     with synthetic_store(spec, _value) as st:
         first = html.write_report(st, "tiny", out)
         stamp = first.stat().st_mtime_ns
-        monkeypatch.setattr(html, "analyze", lambda *a, **k: pytest.fail("an unchanged report was analyzed again"))
+        monkeypatch.setattr("ponder.analysis.summary.analyze", lambda *a, **k: pytest.fail("an unchanged report was analyzed again"))
         assert html.write_report(st, "tiny", out) == first and first.stat().st_mtime_ns == stamp
         assert st.analysis("tiny")[0] == fingerprint(st, "tiny")  # the analysis is kept with the study
         monkeypatch.undo()
@@ -30,7 +33,7 @@ def test_an_unchanged_report_is_kept_and_a_changed_one_rebuilt(synthetic_store, 
 
 
 def test_derived_grids_are_computed_once_across_calls(tmp_path, monkeypatch):
-    from ponder.reporting.cache import cached_arrays
+    from ponder.cache import cached_arrays
 
     monkeypatch.setenv("PONDER_CACHE", str(tmp_path))
     calls = []
@@ -43,3 +46,68 @@ def test_derived_grids_are_computed_once_across_calls(tmp_path, monkeypatch):
     b = cached_arrays("demo", {"activation": "tanh"}, compute)
     c = cached_arrays("demo", {"activation": "relu"}, compute)
     assert len(calls) == 2 and np.array_equal(a["grid"], b["grid"]) and np.array_equal(a["grid"], c["grid"])
+
+
+def test_mnist1d_is_generated_once_and_equals_the_package(tmp_path, monkeypatch):
+    """The generated MNIST-1D arrays come from the disk cache after the first time, equal to the package's own."""
+    import mnist1d.data
+
+    from ponder.catalog.datasets.builtin import mnist1d as make
+
+    monkeypatch.setenv("PONDER_CACHE", str(tmp_path))
+    calls = []
+    real = mnist1d.data.make_dataset
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda args: calls.append(1) or real(args))
+    first = make(num_samples=200, seed=3)
+    second = make(num_samples=200, seed=3)
+    third = make(num_samples=200, seed=4)
+    assert len(calls) == 2  # seed 3 once, seed 4 once
+    args = mnist1d.data.get_dataset_args()
+    args.num_samples, args.seed, args.train_split = 200, 3, 0.8
+    ref = real(args)
+    for pool in (first, second):
+        assert np.array_equal(pool.x_train[:, 0, :], np.asarray(ref["x"], np.float32))
+        assert np.array_equal(pool.y_train, ref["y"]) and np.array_equal(pool.y_test, ref["y_test"])
+        assert pool.x_train.dtype == np.float32 and pool.y_train.dtype == np.int64 and pool.sample_shape == (1, 40)
+    assert not np.array_equal(third.x_train, first.x_train)
+
+
+def test_a_rerun_that_trains_nothing_loads_no_data(tiny_study, tmp_path, monkeypatch):
+    """Every run stored: the plan checks, which build the data, are not run again."""
+    import ponder.catalog.datasets as datasets
+    from ponder.runner import run_study
+    from ponder.store import Store
+    from ponder.study import load_study
+
+    study = load_study(str(tiny_study))
+    with Store(tmp_path / "s.duckdb") as st:
+        assert run_study(study, st).trained == 12
+        monkeypatch.setattr(datasets, "load_pool", lambda *a, **k: pytest.fail("a rerun loaded its data"))
+        res = run_study(study, st)
+    assert (res.trained, res.skipped) == (0, 12)
+
+
+def test_a_rerun_after_a_read_only_report_still_prints_the_headline(tiny_study, tmp_path, cli):
+    """`ponder report` reads the store read-only; a later `ponder run` keeps that report and prints its answer."""
+    store, out = str(tmp_path / "s.duckdb"), str(tmp_path / "reports")
+    first = cli("run", str(tiny_study), "--store", store, "--out", out, "--no-report")
+    assert first.returncode == 0, first.stderr
+    rep = cli("report", "tiny", "--store", store, "--out", out)
+    assert rep.returncode == 0, rep.stderr
+    page = tmp_path / "reports" / "tiny" / "index.html"
+    stamp = page.stat().st_mtime_ns
+    again = cli("run", str(tiny_study), "--store", store, "--out", out)
+    assert again.returncode == 0, again.stderr
+    headline = json.loads((tmp_path / "reports" / "tiny" / "analysis.json").read_text())["headline"]
+    assert again.stdout.startswith(headline) and page.stat().st_mtime_ns == stamp
+
+
+def test_the_cli_lets_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatch):
+    from ponder.cli import share_cpus
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    share_cpus()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    share_cpus()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -120,7 +120,7 @@ def test_unwritable_out_fails_before_analysis(stores, tmp_path, monkeypatch):
     def no_analysis(*args, **kwargs):
         raise AssertionError("the analysis ran before the output folder was checked")
 
-    monkeypatch.setattr("ponder.reporting.html.analyze", no_analysis)
+    monkeypatch.setattr("ponder.analysis.summary.analyze", no_analysis)
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with Store(stores["safety"], read_only=True) as st, pytest.raises(PonderError, match="not a folder"):

@@ -10,9 +10,12 @@ statistics.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["stream_seed", "rng_for", "np_rng_for"]
 
@@ -24,7 +27,9 @@ def stream_seed(seed: int, purpose: str) -> int:
 
 
 def rng_for(seed: int, purpose: str, device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch generator for (seed, purpose) on ``device``."""
+    """A torch generator for (seed, purpose) on ``device`` (torch loads here, not when this module does)."""
+    import torch
+
     gen = torch.Generator(device=device)
     gen.manual_seed(stream_seed(seed, purpose))
     return gen

@@ -133,11 +133,12 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     t0 = time.perf_counter()
     executor = executor or LocalExecutor(device)
     runs = expand(study)
-    check_plan(study, runs, force=force)
-    store.save_plan(name=study.name, question=study.question, spec=study.model_dump() | {"directions": study.directions},
-                    source=study.source, quick=quick, runs=runs)
     done = store.finished([r.id for r in runs])
     pending = [r for r in runs if r.id not in done]
+    if pending:  # a plan whose every run is stored was checked when they trained; its data need not be loaded
+        check_plan(study, runs, force=force)
+    store.save_plan(name=study.name, question=study.question, spec=study.model_dump() | {"directions": study.directions},
+                    source=study.source, quick=quick, runs=runs)
     chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(),
                                  slots=executor.slots) if pending else ([], 0)
     failed = 0

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ponder.analysis.answer import ALPHA, CHANCE_MARGIN, outcome_sentence, reference_sentence, scope, scope_short
+from ponder.analysis.answer import CHANCE_MARGIN, outcome_sentence, reference_sentence, scope, scope_short
 from ponder.analysis.stats import Comparison, estimate, holm, paired
 from ponder.analysis.summary import Analysis, ArmResult, Context, arm_levels
 

@@ -7,7 +7,6 @@ is read from the store; no dataset is loaded and nothing is trained.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ponder.analysis.answer import ALPHA, CHANCE_MARGIN
+from ponder.analysis.stamp import fingerprint
 from ponder.analysis.stats import Comparison, Estimate
 from ponder.errors import PonderError
 from ponder.store import Store
@@ -211,29 +211,6 @@ def analyze(store: Store, name: str) -> Analysis:
             an.sentences += [s for s in section.run(ctx, an) if s]
     an.headline, an.answer = compose(ctx, an)
     return an
-
-
-def fingerprint(store: Store, name: str) -> str:
-    """What a study's analysis and report depend on: its stored plan, runs and spec (``Store.fingerprint``) and
-    the code that analyzes and reports them, so a stored analysis is reused only while both are unchanged."""
-    import hashlib
-
-    return hashlib.sha256(f"{store.fingerprint(name)}:{_code_hash()}".encode()).hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=1)
-def _code_hash() -> str:
-    import hashlib
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    files = sorted([*root.joinpath("analysis").rglob("*.py"), *root.joinpath("reporting").rglob("*"),
-                    root / "__init__.py"])
-    digest = hashlib.sha256()
-    for f in files:
-        if f.is_file():
-            digest.update(f.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def arm_levels(chosen: pd.DataFrame, factor: str) -> list[str]:

@@ -9,18 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ponder import __version__
-from ponder.analysis import Analysis, analyze, fingerprint as analysis_fingerprint
+from ponder.analysis import fingerprint as analysis_fingerprint
 from ponder.errors import PonderError
-from ponder.reporting import plots
-from ponder.reporting.figures import draw_figures
 from ponder.reporting.index import write_index
 from ponder.reporting.latex import latex_table
 from ponder.reporting.markdown import summary_markdown
 from ponder.reporting.ownership import check_report_target, claim
 from ponder.reporting.render import render
 from ponder.reporting.tables import pct, pval, shift_grid
-from ponder.store import Store
+
+if TYPE_CHECKING:
+    from ponder.analysis import Analysis
+    from ponder.store import Store
 
 __all__ = ["write_report", "write_index", "summary_markdown", "latex_table", "study_html"]
 
@@ -58,8 +61,14 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
     fingerprint = analysis_fingerprint(store, name)
     kept = _unchanged(folder, fingerprint)
     if kept is not None:  # nothing the report shows has changed since it was written
+        stored = store.analysis(name)
+        if not store.read_only and (stored is None or stored[0] != fingerprint):  # e.g. written from a read-only store
+            store.save_analysis(name, fingerprint, {k: v for k, v in kept.items() if k not in ("fingerprint", "ponder")})
         write_index(out, entry={"name": name, "question": kept["question"], "answer": kept["headline"]}, force=force)
         return folder / "index.html"
+    from ponder.analysis import analyze  # the statistics and figure libraries load only when a report is written
+    from ponder.reporting.figures import draw_figures
+
     an = analysis if analysis is not None else analyze(store, name)
     claim(folder, kind="study", study=name)
     figures = draw_figures(an, folder)
@@ -118,6 +127,8 @@ def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str) -> 
 
 def _folklore(an: Analysis) -> dict | None:
     """The near-zero folklore table, for studies that compare initializers."""
+    from ponder.reporting import plots
+
     if not plots.initializer_varies(an):
         return None
     from ponder.catalog.folklore import near_zero_table, verdict

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ponder.analysis import Analysis
+from typing import TYPE_CHECKING
+
 from ponder.escape import latex
+
+if TYPE_CHECKING:
+    from ponder.analysis import Analysis
 
 __all__ = ["latex_table"]
 

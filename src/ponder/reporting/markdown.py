@@ -7,11 +7,15 @@ on its own line and cannot forge markup, such as a second ``**Answer.**`` line.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 
-from ponder.analysis import Analysis
 from ponder.escape import md, md_cell
 from ponder.reporting.tables import pct, pval, shift_grid
+
+if TYPE_CHECKING:
+    from ponder.analysis import Analysis
 
 __all__ = ["summary_markdown"]
 

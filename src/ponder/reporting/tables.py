@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from ponder.analysis import Analysis
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ponder.analysis import Analysis
+
 
 __all__ = ["pct", "pval", "shift_grid"]
 

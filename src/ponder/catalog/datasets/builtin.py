@@ -24,21 +24,31 @@ def mnist1d(num_samples: Annotated[int, Field(ge=20, le=1_000_000)] = 5000, seed
 
     Generated with the ``mnist1d`` package (defaults = the paper's standard split). The
     package reseeds numpy's and Python's global RNGs; ponder saves and restores both around
-    the call so no other stream is disturbed. Samples have shape (1, 40).
+    the call so no other stream is disturbed. The arrays are kept in ponder's disk cache
+    (:mod:`ponder.cache`), keyed by the options and the package's version. Samples have shape (1, 40).
     """
-    from mnist1d.data import get_dataset_args, make_dataset
+    from importlib.metadata import version
 
-    args = get_dataset_args()
-    args.num_samples, args.seed, args.train_split = int(num_samples), int(seed), float(train_split)
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        data = make_dataset(args)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    x_tr = np.asarray(data["x"], dtype=np.float32)[:, None, :]
-    x_te = np.asarray(data["x_test"], dtype=np.float32)[:, None, :]
-    return Pool(x_tr, np.asarray(data["y"], np.int64), x_te, np.asarray(data["y_test"], np.int64), 10, "mnist1d")
+    from ponder.cache import cached_arrays
+
+    def generate() -> dict[str, np.ndarray]:
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples, args.seed, args.train_split = int(num_samples), int(seed), float(train_split)
+        np_state, py_state = np.random.get_state(), random.getstate()
+        try:
+            data = make_dataset(args)
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        return {"x": np.asarray(data["x"], np.float32), "y": np.asarray(data["y"], np.int64),
+                "x_test": np.asarray(data["x_test"], np.float32), "y_test": np.asarray(data["y_test"], np.int64)}
+
+    # generating takes seconds (a scipy interpolation per sample): done once per machine, read from disk afterwards
+    data = cached_arrays("mnist1d", {"num_samples": int(num_samples), "seed": int(seed), "train_split": float(train_split),
+                                     "mnist1d": version("mnist1d")}, generate)
+    return Pool(data["x"][:, None, :], data["y"], data["x_test"][:, None, :], data["y_test"], 10, "mnist1d")
 
 
 @register("dataset", "digits", formula="10 classes, 8x8 grey images scaled to [0, 1]; stratified 70/30 split",

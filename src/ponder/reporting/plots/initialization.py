@@ -286,7 +286,7 @@ def _chi1_grid(activation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tup
     of a study with that activation draws the same grid.
     """
     from ponder import registry
-    from ponder.reporting.cache import cached_arrays
+    from ponder.cache import cached_arrays
 
     sw = np.linspace(0.25, 4.0, 30)
     sb = np.linspace(0.0, 1.0, 13)
@@ -312,7 +312,7 @@ def _compute_chi1_grid(activation: str, sw: np.ndarray, sb: np.ndarray) -> dict[
 def _depth_curve(activation: str, sigma_b2: float) -> tuple[np.ndarray, list[float]]:
     """The trainable depth 6 xi_c on a sigma_w^2 grid at ``sigma_b2`` (cached like :func:`_chi1_grid`)."""
     from ponder import registry
-    from ponder.reporting.cache import cached_arrays
+    from ponder.cache import cached_arrays
     from ponder.theory.meanfield import depth_scales
 
     sw2 = np.linspace(0.05, 4.0, 50)

@@ -1,4 +1,5 @@
-"""A disk cache for derived data that never changes for its inputs (mean-field grids, critical lines).
+"""A disk cache for derived data that never changes for its inputs (generated datasets, mean-field grids,
+critical lines).
 
 Entries live in ``$PONDER_CACHE`` or ``$XDG_CACHE_HOME/ponder`` (default ``~/.cache/ponder``), one
 ``.npz`` per key; the key hashes the inputs, the ponder version and the identity of the catalog
