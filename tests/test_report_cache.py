@@ -111,3 +111,31 @@ def test_the_cli_lets_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatc
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     share_cpus()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_figures_drawn_in_forked_workers_equal_those_drawn_in_turn(synthetic_store, make_spec, tmp_path, monkeypatch):
+    """Parallel drawing changes nothing a reader sees: the same figures, captions and PNG bytes, in page order;
+    a figure whose catalog entry is missing says so in its caption either way."""
+    from ponder.analysis import analyze
+    from ponder.errors import CatalogError
+    from ponder.reporting import figures
+
+    def missing(an, path):
+        raise CatalogError("activation 'mine' is not in the catalog")
+
+    monkeypatch.setattr(figures, "FIGURES", (figures.Figure("mine.png", missing, "never shown"),) + figures.FIGURES)
+    spec = make_spec(seeds=3, tune=None, factors={"model.initializer": ["torch.default", "torch.kaiming_normal", "lsuv"]})
+    with synthetic_store(spec, _value) as st:
+        an = analyze(st, "tiny")
+    drawn = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        folder.mkdir()
+        drawn[workers] = (figures.draw_figures(an, folder, workers=workers), folder)
+    (one, f1), (two, f2) = drawn[1], drawn[2]
+    assert one == two and len(one) >= 4
+    assert one[0] == {"file": "", "caption": "mine.png not drawn: activation 'mine' is not in the catalog (load the study's plugins)"}
+    assert "weight_histograms.png" in [d["file"] for d in one]  # a figure that needs torch, drawn in a worker
+    assert sorted(p.name for p in f1.iterdir()) == sorted(p.name for p in f2.iterdir())
+    for png in f1.glob("*.png"):
+        assert png.read_bytes() == (f2 / png.name).read_bytes(), png.name

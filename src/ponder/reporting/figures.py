@@ -7,6 +7,8 @@ layer statistics, no evaluations); the figure is then left out of the page.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,12 +28,15 @@ class Figure:
         draw: ``draw(an, path) -> path | None``.
         caption: The caption, or a function of the analysis that writes it.
         applies: Whether the figure is drawn for this study.
+        cost: Its rough drawing time relative to a plain figure; the costliest are handed out first
+            when figures are drawn in parallel.
     """
 
     file: str
     draw: Callable[[Analysis, Path], Path | None]
     caption: str | Callable[[Analysis], str]
     applies: Callable[[Analysis], bool] = lambda an: True
+    cost: int = 1
 
 
 def _factors(an: Analysis) -> dict:
@@ -70,7 +75,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("final_metric.png", plots.final_metric,
            "Final test metric per arm: mean with 95% CI; grey dots are individual seeds."),
     Figure("interaction.png", plots.interaction_heatmap, _interaction_caption, lambda an: bool(an.conditions)),
-    Figure("propagation.png", plots.propagation, _propagation_caption),
+    Figure("propagation.png", plots.propagation, _propagation_caption, cost=4),
     Figure("train_test.png", plots.generalization_gap,
            "Final train accuracy (on the labels the model was trained on) and test accuracy per arm."),
     Figure("label_corruption.png", plots.label_corruption,
@@ -98,33 +103,81 @@ FIGURES: tuple[Figure, ...] = (
     Figure("weight_histograms.png", plots.weight_histograms,
            "Weights at initialization of a 64 x 64 hidden layer for each initializer (one draw each; x axis in units of "
            "1/sqrt(fan_in)); a panel per activation too where data-dependent initializers could differ.",
-           plots.initializer_varies),
+           plots.initializer_varies, cost=3),
     Figure("phase.png", plots.measured_phase,
            "Mean-field phase diagram of the activation of the deepest dense networks, with each initializer's measured "
-           "sigma_w^2 (mean over hidden layers and seeds) marked by whether it trained.", plots.initializer_varies),
+           "sigma_w^2 (mean over hidden layers and seeds) marked by whether it trained.", plots.initializer_varies, cost=3),
 )
 
 
-def draw_figures(an: Analysis, folder: Path) -> list[dict[str, str]]:
+def draw_figures(an: Analysis, folder: Path, *, workers: int | None = None) -> list[dict[str, str]]:
     """Draw every figure of :data:`FIGURES` that applies to the study.
 
     Args:
         an: The study's analysis.
         folder: The study's report folder.
+        workers: Processes drawing at once (default: one per CPU this process may use, at most 4, on
+            Linux, where workers are forked with the analysis; 1 draws here, one after another).
 
     Returns:
         ``{"file", "caption"}`` per drawn figure, in page order.
     """
+    todo = [fig for fig in FIGURES if fig.applies(an)]
+    n = min(_default_workers() if workers is None else workers, len(todo))
+    results = _draw_forked(todo, an, folder, n) if n > 1 else [_draw_one(fig, an, folder) for fig in todo]
+    drawn = []
+    for fig, (name, error) in zip(todo, results):
+        if error is not None:  # a plugin component not loaded in this process: the figure says so
+            drawn.append({"file": "", "caption": f"{fig.file} not drawn: {error} (load the study's plugins)"})
+        elif name is not None:
+            drawn.append({"file": name, "caption": fig.caption(an) if callable(fig.caption) else fig.caption})
+    return drawn
+
+
+def _draw_one(fig: Figure, an: Analysis, folder: Path) -> tuple[str | None, str | None]:
+    """(file name or None when the study recorded nothing for it, error when a catalog entry is missing)."""
     from ponder.errors import CatalogError
 
-    drawn = []
-    for fig in FIGURES:
-        try:
-            path = fig.draw(an, folder / fig.file) if fig.applies(an) else None
-        except CatalogError as exc:  # a plugin component not loaded in this process: the figure says so
-            drawn.append({"file": "", "caption": f"{fig.file} not drawn: {exc} (load the study's plugins)"})
-            continue
-        if path is not None:
-            caption = fig.caption(an) if callable(fig.caption) else fig.caption
-            drawn.append({"file": path.name, "caption": caption})
-    return drawn
+    try:
+        path = fig.draw(an, folder / fig.file)
+    except CatalogError as exc:
+        return None, str(exc)
+    return (path.name if path is not None else None), None
+
+
+def _default_workers() -> int:
+    if sys.platform != "linux":  # forking is the cheap way to share the analysis; elsewhere draw in turn
+        return 1
+    return min(4, len(os.sched_getaffinity(0)))
+
+
+_JOB: tuple[list[Figure], Analysis, Path] | None = None  # what forked workers draw from (inherited, never pickled)
+
+
+def _worker_start() -> None:
+    if "torch" in sys.modules:  # a forked child must not use the parent's OpenMP pool: one thread, as DataLoader workers
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _draw_at(i: int) -> tuple[str | None, str | None]:
+    figs, an, folder = _JOB
+    return _draw_one(figs[i], an, folder)
+
+
+def _draw_forked(todo: list[Figure], an: Analysis, folder: Path, n: int) -> list[tuple[str | None, str | None]]:
+    """Draw ``todo`` in ``n`` forked processes, the costliest first; the results in ``todo``'s order.
+
+    Each figure is a separate task (matplotlib's drawing is Python-bound: threads would not overlap);
+    the workers inherit the analysis, so nothing but file names and errors crosses between processes.
+    """
+    import multiprocessing
+
+    global _JOB
+    order = sorted(range(len(todo)), key=lambda i: -todo[i].cost)
+    _JOB = (todo, an, folder)
+    try:
+        with multiprocessing.get_context("fork").Pool(n, initializer=_worker_start) as pool:
+            done = dict(zip(order, pool.map(_draw_at, order, chunksize=1)))
+    finally:
+        _JOB = None
+    return [done[i] for i in range(len(todo))]
