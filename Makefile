@@ -37,6 +37,7 @@ browser:
 
 bench: $(STAMP)
 	$(PY) benchmarks/population.py
+	$(PY) benchmarks/whole_job.py
 
 clean:
 	rm -rf $(VENV) reports ponder.duckdb ponder.duckdb.wal .pytest_cache build dist src/*.egg-info

@@ -177,6 +177,32 @@ def test_fused_optimizer_gives_opt_steps_bits(monkeypatch, dtype, kind, freeze):
     assert hasattr(states[1], "_fused_plan") == (kind != "adam")  # the fused kernel ran (Adam: opt_step itself)
 
 
+@pytest.mark.parametrize("max_runs", [4, 64])
+def test_the_fused_plan_is_made_once_whatever_the_gradient_tensor(monkeypatch, max_runs):
+    """The search for runs of equal settings (a scan of the whole buffer, costlier than the update) is done once,
+    not every step: also when there are too many runs to fuse (opt_step does the update; max_runs 4) and when
+    each step hands over a new gradient tensor (the autograd path)."""
+    from ponder.train import fused
+    from ponder.train.optim import opt_init, opt_step
+
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "MAX_RUNS", max_runs)
+    calls = []
+    real = fused._runs
+    monkeypatch.setattr(fused, "_runs", lambda *a: calls.append(1) or real(*a))
+    g = torch.Generator().manual_seed(1)
+    params = [(torch.randn(6, 8, 5, generator=g), torch.randn(6, 8, generator=g))]
+    flats = [flatten(params, requires_grad=False) for _ in range(2)]
+    lr = flats[0].per_element(torch.tensor([0.1, 0.2, 0.1, 0.2, 0.1, 0.2]))
+    states = [opt_init("momentum", f.data) for f in flats]
+    for _ in range(5):
+        grad = torch.randn(flats[0].data.shape, generator=g)
+        opt_step(states[0], flats[0].data, grad, lr=lr, weight_decay=None, momentum=0.9)
+        fused.fused_opt_step(states[1], flats[1], grad, lr=lr, weight_decay=None, momentum=0.9)
+    assert len(calls) == 1 and torch.equal(_bits(flats[0].data), _bits(flats[1].data))
+    assert (states[1]._fused_plan.groups is None) == (max_runs == 4)
+
+
 def test_training_with_the_fused_optimizer_gives_the_same_bits(monkeypatch):
     """A float32 MLP population, mixed learning rates and decays, one model diverging: identical to opt_step."""
     import ponder.train.loop as loop

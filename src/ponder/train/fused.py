@@ -29,9 +29,10 @@ MIN_ELEMENTS = 1 << 18  # smaller buffers: the fused kernel saves less (< 0.1 ms
 
 
 class _Plan:
-    """The runs of one population's buffers: fused lists and the unaligned remainders, with what they were made for."""
+    """The runs of one population's buffers: fused lists and the unaligned remainders, with what they were made
+    for; ``groups`` None when the buffers have too many runs to fuse (opt_step does the update)."""
 
-    def __init__(self, key: tuple, groups: list, tails: list) -> None:
+    def __init__(self, key: tuple, groups: list | None, tails: list) -> None:
         self.key, self.groups, self.tails = key, groups, tails
 
 
@@ -44,15 +45,18 @@ def _runs(values: list[torch.Tensor], n: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def _plan(state: OptState, data: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor | None,
+def _plan(state: OptState, data: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor | None,
           keep: torch.Tensor | None) -> _Plan | None:
-    key = (data, grad, lr, wd, keep, *state.buffers)
+    """The fused lists for these buffers, made once: the gradient is sliced afresh every step (by the spans kept
+    here), since the autograd path hands over a new gradient tensor each time."""
+    key = (data, lr, wd, keep, *state.buffers)
     plan = getattr(state, "_fused_plan", None)
     if plan is not None and len(plan.key) == len(key) and all(a is b for a, b in zip(plan.key, key)):
-        return plan
+        return plan if plan.groups is not None else None
     per_element = [lr] + ([wd] if wd is not None else []) + ([keep] if keep is not None else [])
     runs = _runs(per_element, data.numel())
-    if len(runs) > MAX_RUNS:
+    if len(runs) > MAX_RUNS:  # remembered too: finding the runs costs more than the update itself
+        state._fused_plan = _Plan(key, None, [])
         return None
     groups: dict[tuple[float, float], tuple[list, list, list]] = {}
     tails = []
@@ -61,12 +65,12 @@ def _plan(state: OptState, data: torch.Tensor, grad: torch.Tensor, lr: torch.Ten
             continue  # a frozen model: parameters and moments stay as they are
         body = s + (e - s) // ALIGN * ALIGN
         if body > s:
-            ps, gs, bs = groups.setdefault((float(lr[s]), float(wd[s]) if wd is not None else 0.0), ([], [], []))
+            ps, spans, bs = groups.setdefault((float(lr[s]), float(wd[s]) if wd is not None else 0.0), ([], [], []))
             ps.append(data[s:body])
-            gs.append(grad[s:body])
+            spans.append((s, body))
             bs.extend(b[s:body] for b in state.buffers)
         if e > body:  # opt_step's own arguments for the remainder, made once
-            tails.append((OptState(state.kind, 0, [b[body:e] for b in state.buffers]), data[body:e], grad[body:e],
+            tails.append((OptState(state.kind, 0, [b[body:e] for b in state.buffers]), data[body:e], (body, e),
                           lr[body:e], wd[body:e] if wd is not None else None))
     plan = _Plan(key, [(lr_v, wd_v, *lists) for (lr_v, wd_v), lists in groups.items()], tails)
     state._fused_plan = plan  # lives as long as the optimizer state it describes
@@ -80,14 +84,14 @@ def fused_opt_step(state: OptState, flat: Flat, grad: torch.Tensor, *, lr: torch
     data = flat.data
     fusable = (state.kind in ("sgd", "momentum") and data.numel() >= MIN_ELEMENTS and data.device.type == "cpu"
                and hasattr(torch, "_fused_sgd_"))
-    plan = _plan(state, data, grad, lr, weight_decay, keep) if fusable else None
+    plan = _plan(state, data, lr, weight_decay, keep) if fusable else None
     if plan is None:
         opt_step(state, data, grad, lr=lr, weight_decay=weight_decay, momentum=momentum, keep=keep)
         return
     mu = momentum if state.kind == "momentum" else 0.0
-    for lr_v, wd_v, ps, gs, bs in plan.groups:
-        torch._fused_sgd_(ps, gs, bs, weight_decay=wd_v, momentum=mu, lr=lr_v, dampening=0.0, nesterov=False,
-                          maximize=False, is_first_step=False)
-    for sub, d, g, lr_t, wd_t in plan.tails:  # opt_step's own operations on the unaligned remainders
-        opt_step(sub, d, g, lr=lr_t, weight_decay=wd_t, momentum=momentum)
+    for lr_v, wd_v, ps, spans, bs in plan.groups:
+        torch._fused_sgd_(ps, [grad[s:e] for s, e in spans], bs, weight_decay=wd_v, momentum=mu, lr=lr_v,
+                          dampening=0.0, nesterov=False, maximize=False, is_first_step=False)
+    for sub, d, (s, e), lr_t, wd_t in plan.tails:  # opt_step's own operations on the unaligned remainders
+        opt_step(sub, d, grad[s:e], lr=lr_t, weight_decay=wd_t, momentum=momentum)
     state.step += 1
