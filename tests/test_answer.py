@@ -189,3 +189,34 @@ def test_an_ordered_focus_with_a_trend_leads_the_headline_with_its_direction(syn
     with synthetic_store(study, value) as st:
         an = analyze(st, "tiny")
     assert an.headline.startswith("Test accuracy decreases as dataset.label_noise grows")
+
+
+def test_a_reference_level_of_several_arms_is_the_reference_within_each_condition(synthetic_store, make_spec):
+    """'torch.default' under two optimizers: each arm is compared with torch.default under its own optimizer, so a
+    better optimizer does not make every one of its arms 'better than the reference'."""
+    study = make_spec(seeds=8, tune=None, reference="torch.default", factors={
+        "model.initializer": ["torch.default", "torch.kaiming_normal", "torch.xavier_uniform"],
+        "training.optimizer": ["sgd", "adam"]})
+    means = {("torch.default", "sgd"): 0.70, ("torch.kaiming_normal", "sgd"): 0.75, ("torch.xavier_uniform", "sgd"): 0.70,
+             ("torch.default", "adam"): 0.85, ("torch.kaiming_normal", "adam"): 0.85, ("torch.xavier_uniform", "adam"): 0.80}
+
+    def value(levels, tuned, seed):
+        key = (levels["model.initializer"], levels["training.optimizer"])
+        acc = means[key] + _stable_noise(seed, str(key), 0.003)
+        return acc, acc, 0.9
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert an.reference == "torch.default" and len(an.reference_arms) == 2
+    pairs = {(c.other, c.ref) for c in an.comparisons}
+    assert len(pairs) == 4 and all(("optimizer=sgd" in o) == ("optimizer=sgd" in r) for o, r in pairs)
+    sentence = next(s for s in an.sentences if s.startswith("Against the reference"))
+    assert sentence.startswith("Against the reference 'torch.default' within each condition of the other factors")
+    assert "1 arm is better: 'initializer=torch.kaiming_normal, optimizer=sgd' by " in sentence
+    assert "1 arm is worse: 'initializer=torch.xavier_uniform, optimizer=adam' by " in sentence
+    assert "2 of the 4 other arms do not differ significantly" in sentence
+    assert an.to_json()["reference_arms"] == an.reference_arms
+    from ponder.reporting.markdown import summary_markdown
+
+    md = summary_markdown(an)
+    assert "within each condition of the other factors" in md and "| against |" in md

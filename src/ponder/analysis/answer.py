@@ -89,10 +89,11 @@ def scope_short(spec: dict[str, Any], *, classical: bool = False) -> str:
     return f"for {m['arch']}s{depth} on each dataset" if varied else f"on {ds['name']} {m['arch']}s{depth}"
 
 
-def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher: bool = True) -> str:
+def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher: bool = True, where: str = "") -> str:
     """Arms against the reference (paired t over seeds, Holm): better ones and worse ones, none hidden.
 
     Where the t-test rejects and Wilcoxon cannot (its floor with few seeds), the word is "suggestive".
+    ``where`` qualifies the reference (" within each condition of the other factors").
     """
     if not comps:
         return ""
@@ -101,7 +102,7 @@ def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher
     worse = [c for c in sig if (c.diff > 0) != higher]
     family = f"paired t-test over seeds, Holm-corrected p < {ALPHA}"
     if not sig:
-        return f"No other arm differs significantly from the reference '{ref}' ({family})."
+        return f"No other arm differs significantly from the reference '{ref}'{where} ({family})."
     parts = []
     for word, group in (("better", better), ("worse", worse)):
         if group:
@@ -113,7 +114,7 @@ def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher
                          + "; ".join(items) + more)
     rest = len(comps) - len(sig)
     tail = f"; {rest} of the {_plural(len(comps), 'other arm')} do not differ significantly" if rest else ""
-    return f"Against the reference '{ref}' ({family}): " + "; ".join(parts) + tail + "."
+    return f"Against the reference '{ref}'{where} ({family}): " + "; ".join(parts) + tail + "."
 
 
 def outcome_sentence(total: int, diverged: int, no_train: int, memorized: int) -> str:

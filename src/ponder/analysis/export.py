@@ -62,6 +62,7 @@ def analysis_json(an: "Analysis") -> dict[str, Any]:
         "trends": [t.to_json() for t in an.trends],
         "arms": [_arm(a, an.metric) for a in sorted(an.arms, key=lambda a: a.rank)],
         "reference": an.reference,
+        "reference_arms": list(an.reference_arms),
         "theory": theory,
         "warnings": list(an.warnings),
         "pending": an.pending,

@@ -69,18 +69,22 @@ def _curves(ctx: Context) -> pd.DataFrame:
 
 
 def _reference(ctx: Context, an: Analysis) -> list[str]:
-    """Paired comparisons of every arm against the reference (the study's, else the best arm)."""
+    """Paired comparisons of every arm against the reference (the study's, else the best arm).
+
+    A reference level that names several arms (``torch.default`` beside a second factor) is a
+    reference in each condition of the other factors: every other arm is compared with the
+    reference arm of its own condition, never with one condition's reference for all.
+    """
     from ponder.analysis.rank import cliffs_delta, dz_ci, rope_test
 
     ref_name = ctx.spec.get("reference")
     best = min(an.arms, key=lambda a: a.rank)
-    ref = next((a for a in an.arms if ref_name is not None and ref_name in _level_texts(a.levels)), best)
-    an.reference = ref.arm
+    refs = [a for a in an.arms if ref_name is not None and ref_name in _level_texts(a.levels)] or [best]
+    an.reference = refs[0].arm if len(refs) == 1 else str(ref_name)
+    an.reference_arms = [r.arm for r in refs]
     by_seed = {a.arm: ctx.chosen[ctx.chosen["arm"] == a.arm].set_index("seed")[ctx.col] for a in an.arms}
     comps = []
-    for a in an.arms:
-        if a.arm == ref.arm:
-            continue
+    for a, ref in _reference_pairs(an.arms, refs, ref_name):
         both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
         x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
         comps.append(paired(ref.arm, x, a.arm, y))
@@ -89,7 +93,25 @@ def _reference(ctx: Context, an: Analysis) -> list[str]:
         lo, hi = dz_ci(y - x) if len(both) > 5 else (math.nan, math.nan)  # a bootstrap of <= 5 values means nothing
         an.effects[a.arm] = {"dz_lo": lo, "dz_hi": hi, "cliffs_delta": cliffs_delta(x, y)}
     an.comparisons = [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(comps, holm([c.t_p for c in comps]))]
-    return [reference_sentence(ref.arm, an.comparisons, ctx.metric, higher=ctx.higher)] if ref_name is not None else []
+    if ref_name is None:
+        return []
+    where = " within each condition of the other factors" if len(refs) > 1 else ""
+    return [reference_sentence(an.reference, an.comparisons, ctx.metric, higher=ctx.higher, where=where)]
+
+
+def _reference_pairs(arms: list, refs: list, ref_name: str | None) -> list[tuple]:
+    """(arm, its reference arm) for every arm that is not a reference: with one reference arm, that one; with
+    several, the one that shares the arm's levels of every factor but the reference's own."""
+    if len(refs) == 1:
+        return [(a, refs[0]) for a in arms if a.arm != refs[0].arm]
+    own = {k for k, v in refs[0].levels.items() if ref_name in _level_texts({k: v})}  # the reference's factor(s)
+
+    def condition(a) -> str:
+        return json.dumps({k: v for k, v in a.levels.items() if k not in own}, sort_keys=True, default=str)
+
+    by_condition = {condition(r): r for r in refs}
+    names = {r.arm for r in refs}
+    return [(a, by_condition[condition(a)]) for a in arms if a.arm not in names and condition(a) in by_condition]
 
 
 def _level_texts(levels: dict) -> set[str]:

@@ -85,7 +85,8 @@ class Analysis:
     metric: str
     arms: list[ArmResult] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
-    reference: str = ""
+    reference: str = ""  # the reference arm, or the reference level when it names several arms
+    reference_arms: list = field(default_factory=list)  # the arms the others are compared with
     headline: str = ""
     answer: str = ""
     scope: str = ""  # the protocol in words (data, model, training, tuning, seeds)

@@ -65,13 +65,17 @@ def _interaction(an: Analysis) -> list[str]:
 
 def _comparisons(an: Analysis) -> list[str]:
     """Paired comparisons of every arm against the reference."""
-    lines = ["", f"Paired comparisons against '{md(an.reference)}' (Holm-corrected):", ""]
-    lines += _header("arm", "seeds", "difference", "t-test p", "Wilcoxon p", "Holm p", "practical equivalence")
+    several = len(an.reference_arms) > 1
+    where = ", within each condition of the other factors" if several else ""
+    lines = ["", f"Paired comparisons against '{md(an.reference)}'{where} (Holm-corrected):", ""]
+    lines += _header("arm", *(["against"] if several else []), "seeds", "difference", "t-test p", "Wilcoxon p", "Holm p",
+                     "practical equivalence")
     for c in an.comparisons:
         d = f"{100 * c.diff:+.1f} pts" if an.metric == "accuracy" else f"{c.diff:+.4f}"
         rope = an.ropes.get(c.other)
         verdict = "–" if rope is None else f"{md_cell(rope.verdict)} (P = {max(rope.p_worse, rope.p_equal, rope.p_better):.2f})"
-        lines.append(_row(md_cell(c.other), c.n, d, pval(c.t_p), pval(c.wilcoxon_p), pval(c.p_holm), verdict))
+        lines.append(_row(md_cell(c.other), *([md_cell(c.ref)] if several else []), c.n, d, pval(c.t_p),
+                          pval(c.wilcoxon_p), pval(c.p_holm), verdict))
     return lines
 
 
