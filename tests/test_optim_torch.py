@@ -177,3 +177,30 @@ def test_train_population_equals_plain_torch_loop(arch, optimizer):
         assert rec.status == "ok" and rec.steps == epochs * -(-data.train_idx.shape[1] // batch)
         assert _max_diff(got, want) < TOL, f"model {k}"
         assert _max_diff(got, [t for pair in rec.init for t in pair]) > 1e-4  # it did train
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+def test_frozen_models_keep_their_parameters_and_moments_and_the_others_their_bits(kind):
+    """``keep`` (models marked diverged): their elements, NaN ones included, do not change; every other element gets
+    exactly the bits of a step without ``keep``."""
+    from ponder.train.optim import opt_init, opt_step
+
+    g = torch.Generator().manual_seed(3)
+    n = 4 * 257
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[257:514] = False  # the second model is frozen
+    data = [torch.randn(n, generator=g)]
+    data[0][300] = float("nan")  # a diverged model's weight
+    data.append(data[0].clone())
+    lr = torch.full((n,), 0.05)
+    states = [opt_init(kind, d) for d in data]
+    for _ in range(4):
+        grad = torch.randn(n, generator=g)
+        before = [data[1].clone(), *(b.clone() for b in states[1].buffers)]
+        opt_step(states[0], data[0], grad, lr=lr, weight_decay=None, momentum=0.9)
+        opt_step(states[1], data[1], grad, lr=lr, weight_decay=None, momentum=0.9, keep=keep)
+        for cur, prev in zip([data[1], *states[1].buffers], before):
+            assert torch.equal(cur[~keep].view(torch.int32), prev[~keep].view(torch.int32))  # frozen: unchanged bits
+    assert torch.equal(data[0][keep].view(torch.int32), data[1][keep].view(torch.int32))
+    assert all(torch.equal(a[keep].view(torch.int32), b[keep].view(torch.int32))
+               for a, b in zip(states[0].buffers, states[1].buffers))

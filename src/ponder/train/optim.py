@@ -101,7 +101,8 @@ def opt_step(state: OptState, data: torch.Tensor, grad: torch.Tensor, *, lr: tor
     t = state.step
     if weight_decay is not None:
         grad = grad.addcmul(weight_decay, data)
-    old = None if keep is None else [data.clone(), *(b.clone() for b in state.buffers)]
+    frozen = None if keep is None else _frozen(state, keep)  # elements of diverged models: kept as they are
+    old = None if frozen is None else [t.view(-1).index_select(0, frozen) for t in (data, *state.buffers)]
     if state.kind == "sgd":
         data.addcmul_(lr, grad, value=-1.0)
     elif state.kind == "momentum":
@@ -114,6 +115,17 @@ def opt_step(state: OptState, data: torch.Tensor, grad: torch.Tensor, *, lr: tor
         m2.mul_(0.999).addcmul_(grad, grad, value=0.001)
         denom = m2.sqrt().div_((1 - 0.999**t) ** 0.5).add_(1e-8)
         data.addcdiv_(lr * m1, denom, value=-1.0 / (1 - 0.9**t))
-    if old is not None:
+    if old is not None:  # only the frozen elements are saved and put back: a few models, not the whole buffer
         for cur, prev in zip([data, *state.buffers], old):
-            cur.copy_(torch.where(keep, cur, prev))
+            cur.view(-1).index_copy_(0, frozen, prev)
+
+
+def _frozen(state: OptState, keep: torch.Tensor) -> torch.Tensor | None:
+    """Indices where ``keep`` is False (None if nowhere), found once per ``keep`` buffer."""
+    cached = getattr(state, "_frozen_index", None)
+    if cached is not None and cached[0] is keep:
+        return cached[1]
+    idx = (~keep).view(-1).nonzero().squeeze(1)
+    idx = idx if idx.numel() else None
+    state._frozen_index = (keep, idx)
+    return idx
