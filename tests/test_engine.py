@@ -116,3 +116,26 @@ def test_hand_written_dense_backward_equals_autograd(activation, loss):
     ref = flat.flat_grad(torch.autograd.grad(want.sum(), leaves))
     assert torch.allclose(got, want.detach(), atol=1e-12)
     assert torch.allclose(grad, ref, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("arch,activation", [("mlp", "relu"), ("mlp", "tanh"), ("mlp", "gelu"), ("cnn1d", "relu")])
+def test_evaluation_in_small_forward_passes_and_in_place_gives_the_same_bits(monkeypatch, arch, activation):
+    """Evaluation runs its forward passes over a few examples at a time, with the activation in place where that
+    kernel gives the same bits: every loss and accuracy equals one pass over the whole block with the plain activation."""
+    from ponder import registry
+    from ponder.rng import rng_for
+    from ponder.train import metrics
+    from ponder.train.engine import init_population
+
+    pool = load_pool("mnist1d", {"num_samples": 600})
+    layers = build(arch, pool.sample_shape, pool.n_classes, depth=2, width=12, kernel_size=5 if arch == "cnn1d" else 0)
+    data = prepare_data(pool, seeds=[0, 1, 2], label_noise=[0.0, 0.2, 0.0], val_fraction=0.2, train_size=300,
+                        dtype=torch.float32)
+    params = init_population(layers, [("torch.default", {})] * 3, [rng_for(m, "init") for m in range(3)], torch.float32)
+    act, loss = registry.get("activation", activation).fn, registry.get("loss", "cross_entropy").fn
+    monkeypatch.setattr(metrics, "FORWARD_CHUNK", 10**9)
+    whole = metrics.evaluate(params, layers, act, loss, data)
+    monkeypatch.setattr(metrics, "FORWARD_CHUNK", 7)
+    small = metrics.evaluate(params, layers, metrics.inplace_activation(activation, act), loss, data)
+    assert small == whole  # exact float equality, every column of every model
+    assert (metrics.inplace_activation(activation, act) is act) == (activation == "gelu")  # no in-place kernel: as is

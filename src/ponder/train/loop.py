@@ -28,7 +28,7 @@ from ponder.train.conv import conv_step, is_conv
 from ponder.train.data import PopulationData
 from ponder.train.dense import dense_step, is_dense
 from ponder.train.engine import forward, init_population, layer_output
-from ponder.train.metrics import evaluate
+from ponder.train.metrics import evaluate, inplace_activation
 from ponder.train.fused import fused_opt_step
 from ponder.train.optim import Flat, OptState, flatten, opt_init
 from ponder.train.probes import probe
@@ -236,7 +236,8 @@ class EvalSchedule:
 def log_epoch(state: PopulationState, net: Network, data: PopulationData, epoch: int, *, loss_fn: Callable,
               probes: bool, train_subset: int | None = None) -> None:
     """Append every model's train / val / test loss and accuracy, and its layer probes, to its record."""
-    rows = evaluate(state.flat.views, net.layers, net.act, loss_fn, data, train_subset=train_subset)
+    rows = evaluate(state.flat.views, net.layers, inplace_activation(net.act_name, net.act), loss_fn, data,
+                    train_subset=train_subset)
     for rec, row in zip(state.records, rows):
         rec.epochs.append({"epoch": epoch, **row})
     if probes:

@@ -15,9 +15,10 @@ from ponder.catalog.models import Layer
 from ponder.train.data import PopulationData
 from ponder.train.engine import Params, forward
 
-__all__ = ["EVAL_CHUNK", "SPLITS", "evaluate"]
+__all__ = ["EVAL_CHUNK", "FORWARD_CHUNK", "SPLITS", "evaluate", "inplace_activation"]
 
-EVAL_CHUNK = 2048  # examples per evaluation forward pass
+EVAL_CHUNK = 2048  # examples per summed block of an evaluation (the loss is summed over blocks of this size)
+FORWARD_CHUNK = 512  # examples per forward pass inside a block: activations that stay in cache (logits bit-identical)
 SPLITS = ("train", "val", "test")  # in the order their columns appear in a record's epoch row
 
 
@@ -41,6 +42,15 @@ def _chunks(data: PopulationData, split: str, m: int, subset: int | None = None)
             yield data.x_pool[idx], data.clean[idx]
 
 
+def _logits(params: Params, layers: tuple[Layer, ...], act: Callable, x: torch.Tensor) -> torch.Tensor:
+    """The block's logits, FORWARD_CHUNK examples at a time: each example's logits are what one pass over the whole
+    block gives (models and examples never mix), and the loss is still summed over the whole block as before."""
+    n = x.shape[1]
+    if n <= FORWARD_CHUNK:
+        return forward(params, layers, x, act)
+    return torch.cat([forward(params, layers, x[:, s:s + FORWARD_CHUNK], act) for s in range(0, n, FORWARD_CHUNK)], 1)
+
+
 @torch.no_grad()
 def _loss_and_accuracy(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
                        data: PopulationData, split: str, subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +60,7 @@ def _loss_and_accuracy(params: Params, layers: tuple[Layer, ...], act: Callable,
         return (torch.full((m,), float("nan")),) * 2
     tot_loss, tot_acc = 0.0, 0.0
     for x, y in _chunks(data, split, m, subset):
-        logits = forward(params, layers, x, act)  # (M, C, classes)
+        logits = _logits(params, layers, act, x)  # (M, C, classes)
         tot_loss = tot_loss + loss_fn(logits, y).sum(1)
         tot_acc = tot_acc + (logits.argmax(-1) == y).sum(1).to(logits.dtype)
     return (tot_loss / n).cpu(), (tot_acc / n).cpu()
@@ -62,6 +72,8 @@ def evaluate(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: 
 
     Args:
         params: the population's per-layer ``(W, b)``, model axis first.
+        act: the activation; an in-place one may be given (:func:`inplace_activation`), since the
+            evaluation keeps no activation.
         loss_fn: the loss the models currently train on (per example, ``(M, B)``).
         data: the population's data.
         train_subset: score the training split on its first ``train_subset`` examples (per model).
@@ -71,3 +83,14 @@ def evaluate(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: 
         cols[f"{split}_loss"], cols[f"{split}_acc"] = _loss_and_accuracy(params, layers, act, loss_fn, data, split,
                                                                          train_subset)
     return [{k: float(v[m]) for k, v in cols.items()} for m in range(params[0][0].shape[0])]
+
+
+_INPLACE = {"threshold": lambda h: h.clamp_min_(0.0), "tanh": torch.Tensor.tanh_, "sigmoid": torch.Tensor.sigmoid_}
+
+
+def inplace_activation(name: str, act: Callable) -> Callable:
+    """The activation ``name`` computed in place when its declared kind has an in-place kernel with the same bits
+    (ReLU as ``clamp_min_(0)``, which is what ``torch.relu`` runs; ``tanh_``; ``sigmoid_``), else ``act``."""
+    from ponder import registry
+
+    return _INPLACE.get(registry.get("activation", name).facts.backward, act)
