@@ -36,6 +36,21 @@ batch_size = 32
 """
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_disk_cache(tmp_path_factory):
+    """The suite's generated datasets and mean-field grids go to a cache of its own (subprocesses inherit it), never
+    into the user's ~/.cache/ponder."""
+    import os
+
+    old = os.environ.get("PONDER_CACHE")
+    os.environ["PONDER_CACHE"] = str(tmp_path_factory.mktemp("ponder-cache"))
+    yield
+    if old is None:
+        os.environ.pop("PONDER_CACHE", None)
+    else:
+        os.environ["PONDER_CACHE"] = old
+
+
 @pytest.fixture
 def tiny_study(tmp_path: Path) -> Path:
     p = tmp_path / "tiny.toml"

@@ -220,3 +220,27 @@ def test_a_reference_level_of_several_arms_is_the_reference_within_each_conditio
 
     md = summary_markdown(an)
     assert "within each condition of the other factors" in md and "| against |" in md
+
+
+def test_arms_without_a_reference_in_their_condition_are_named_in_a_warning(synthetic_store, make_spec):
+    """The reference arm of one condition has no finished run (all its runs lost): that condition's other arm is
+    not compared, and a warning says so instead of leaving it out silently."""
+    from ponder.study import expand
+
+    study = make_spec(seeds=4, tune=None, reference="torch.default", factors={
+        "model.initializer": ["torch.default", "torch.kaiming_normal"], "training.optimizer": ["sgd", "adam"]})
+
+    def value(levels, tuned, seed):
+        acc = 0.7 + 0.01 * seed + (0.05 if levels["training.optimizer"] == "adam" else 0.0)
+        return acc, acc, 0.9
+
+    lost = [r.id for r in expand(study) if r.arm.as_dict() == {"model.initializer": "torch.default",
+                                                                 "training.optimizer": "adam"}]
+    with synthetic_store(study, value) as st:
+        st.con.execute("DELETE FROM epochs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [lost])
+        st.con.execute("DELETE FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [lost])
+        an = analyze(st, "tiny")
+    assert an.reference == "torch.default" and len(an.reference_arms) == 1
+    assert [(c.other, c.ref) for c in an.comparisons] == [("initializer=torch.kaiming_normal, optimizer=sgd",
+                                                           "initializer=torch.default, optimizer=sgd")]
+    assert "1 of the 2 other arms have no finished reference arm ('torch.default')" in " ".join(an.warnings)

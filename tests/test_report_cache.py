@@ -67,6 +67,7 @@ def test_mnist1d_is_generated_once_and_equals_the_package(tmp_path, monkeypatch)
     ref = real(args)
     for pool in (first, second):
         assert np.array_equal(pool.x_train[:, 0, :], np.asarray(ref["x"], np.float32))
+        assert np.array_equal(pool.x_test[:, 0, :], np.asarray(ref["x_test"], np.float32))
         assert np.array_equal(pool.y_train, ref["y"]) and np.array_equal(pool.y_test, ref["y_test"])
         assert pool.x_train.dtype == np.float32 and pool.y_train.dtype == np.int64 and pool.sample_shape == (1, 40)
     assert not np.array_equal(third.x_train, first.x_train)
@@ -139,3 +140,17 @@ def test_figures_drawn_in_forked_workers_equal_those_drawn_in_turn(synthetic_sto
     assert sorted(p.name for p in f1.iterdir()) == sorted(p.name for p in f2.iterdir())
     for png in f1.glob("*.png"):
         assert png.read_bytes() == (f2 / png.name).read_bytes(), png.name
+
+
+def test_the_cli_and_a_kept_report_load_no_torch_statistics_or_plotting():
+    """What a rerun with nothing to train needs (the CLI, the store, the report check) loads neither torch, the
+    statistics libraries nor matplotlib: torch must not be loaded when the CLI sets the OpenMP wait policy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ponder.cli, ponder.reporting, ponder.analysis, ponder.store, ponder.rng; "
+            "from ponder.reporting.html import write_report; from ponder.analysis import fingerprint; "
+            "print(sorted(m for m in ('torch', 'scipy.stats', 'statsmodels', 'matplotlib', 'baycomp') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

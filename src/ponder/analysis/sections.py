@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -71,20 +71,28 @@ def _curves(ctx: Context) -> pd.DataFrame:
 def _reference(ctx: Context, an: Analysis) -> list[str]:
     """Paired comparisons of every arm against the reference (the study's, else the best arm).
 
-    A reference level that names several arms (``torch.default`` beside a second factor) is a
-    reference in each condition of the other factors: every other arm is compared with the
-    reference arm of its own condition, never with one condition's reference for all.
+    A study's reference level is a reference in each condition of the other factors: beside a
+    second factor, every other arm is compared with the reference arm of its own condition, never
+    with one condition's reference for all; an arm whose condition has no finished reference arm
+    is named in a warning.
     """
     from ponder.analysis.rank import cliffs_delta, dz_ci, rope_test
 
     ref_name = ctx.spec.get("reference")
     best = min(an.arms, key=lambda a: a.rank)
     refs = [a for a in an.arms if ref_name is not None and ref_name in _level_texts(a.levels)] or [best]
-    an.reference = refs[0].arm if len(refs) == 1 else str(ref_name)
+    own = {k for k, v in refs[0].levels.items() if ref_name in _level_texts({k: v})} if ref_name is not None else set()
+    within = bool(own) and len(refs[0].levels) > len(own)  # other factors: compare within their conditions
+    an.reference = str(ref_name) if within else refs[0].arm
     an.reference_arms = [r.arm for r in refs]
     by_seed = {a.arm: ctx.chosen[ctx.chosen["arm"] == a.arm].set_index("seed")[ctx.col] for a in an.arms}
+    pairs = _reference_pairs(an.arms, refs, own if within else set())
+    unmatched = len(an.arms) - len(refs) - len(pairs)
+    if unmatched:
+        an.warnings.append(f"{unmatched} of the {len(an.arms) - len(refs)} other arms have no finished reference arm "
+                           f"('{ref_name}') in their condition of the other factors and are not compared with it.")
     comps = []
-    for a, ref in _reference_pairs(an.arms, refs, ref_name):
+    for a, ref in pairs:
         both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
         x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
         comps.append(paired(ref.arm, x, a.arm, y))
@@ -95,22 +103,23 @@ def _reference(ctx: Context, an: Analysis) -> list[str]:
     an.comparisons = [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(comps, holm([c.t_p for c in comps]))]
     if ref_name is None:
         return []
-    where = " within each condition of the other factors" if len(refs) > 1 else ""
+    where = " within each condition of the other factors" if within else ""
     return [reference_sentence(an.reference, an.comparisons, ctx.metric, higher=ctx.higher, where=where)]
 
 
-def _reference_pairs(arms: list, refs: list, ref_name: str | None) -> list[tuple]:
-    """(arm, its reference arm) for every arm that is not a reference: with one reference arm, that one; with
-    several, the one that shares the arm's levels of every factor but the reference's own."""
-    if len(refs) == 1:
-        return [(a, refs[0]) for a in arms if a.arm != refs[0].arm]
-    own = {k for k, v in refs[0].levels.items() if ref_name in _level_texts({k: v})}  # the reference's factor(s)
+def _reference_pairs(arms: list, refs: list, own: set[str]) -> list[tuple]:
+    """(arm, its reference arm) for every arm that is not a reference: without ``own`` (the reference's factors),
+    the one reference arm; with it, the reference arm sharing the arm's levels of every other factor."""
+    names = {r.arm for r in refs}
+    if not own:
+        return [(a, refs[0]) for a in arms if a.arm not in names]
 
     def condition(a) -> str:
         return json.dumps({k: v for k, v in a.levels.items() if k not in own}, sort_keys=True, default=str)
 
-    by_condition = {condition(r): r for r in refs}
-    names = {r.arm for r in refs}
+    by_condition: dict[str, Any] = {}
+    for r in refs:  # the first reference arm of each condition (a level text naming two factors' levels: the first)
+        by_condition.setdefault(condition(r), r)
     return [(a, by_condition[condition(a)]) for a in arms if a.arm not in names and condition(a) in by_condition]
 
 
@@ -244,7 +253,7 @@ def _theory(ctx: Context, an: Analysis) -> list[str]:
 def _warnings(ctx: Context, an: Analysis) -> list[str]:
     from ponder.analysis.warnings import study_warnings
 
-    an.warnings = study_warnings(ctx, an)
+    an.warnings = [*study_warnings(ctx, an), *an.warnings]  # with those earlier sections noted
     return []
 
 

@@ -87,12 +87,16 @@ def holm(pvalues: list[float]) -> list[float]:
     ok = np.isfinite(p)
     if ok.any():
         # statsmodels' Holm branch calls gc.collect(): a full collection over every object of the loaded libraries,
-        # ~0.2 s a call. Frozen objects are skipped by it, so freeze them for the call and thaw them after.
-        gc.freeze()
+        # ~0.2 s a call. Frozen objects are skipped by it, so freeze them for the call and thaw them after; not when
+        # the caller keeps objects frozen on purpose (thawing would thaw theirs too).
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         try:
             out[ok] = multipletests(p[ok], method="holm")[1]
         finally:
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
     return out.tolist()
 
 

@@ -151,33 +151,36 @@ def _default_workers() -> int:
     return min(4, len(os.sched_getaffinity(0)))
 
 
-_JOB: tuple[list[Figure], Analysis, Path] | None = None  # what forked workers draw from (inherited, never pickled)
+_JOB: tuple[list[Figure], Analysis, Path] | None = None  # a worker's job, set by its initializer (one per process)
 
 
-def _worker_start() -> None:
-    if "torch" in sys.modules:  # a forked child must not use the parent's OpenMP pool: one thread, as DataLoader workers
+def _worker_start(todo: list[Figure], an: Analysis, folder: Path) -> None:
+    """In a forked worker: keep the job (inherited from the parent at fork, never pickled) and, when torch is
+    loaded, use one thread, as DataLoader workers do: a forked child must not use the parent's OpenMP pool."""
+    global _JOB
+    _JOB = (todo, an, folder)
+    if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
 
 def _draw_at(i: int) -> tuple[str | None, str | None]:
-    figs, an, folder = _JOB
-    return _draw_one(figs[i], an, folder)
+    todo, an, folder = _JOB
+    return _draw_one(todo[i], an, folder)
 
 
 def _draw_forked(todo: list[Figure], an: Analysis, folder: Path, n: int) -> list[tuple[str | None, str | None]]:
     """Draw ``todo`` in ``n`` forked processes, the costliest first; the results in ``todo``'s order.
 
-    Each figure is a separate task (matplotlib's drawing is Python-bound: threads would not overlap);
-    the workers inherit the analysis, so nothing but file names and errors crosses between processes.
+    Each figure is a separate task (matplotlib's drawing is Python-bound: threads would not overlap).
+    The job reaches the workers as their initializer's arguments, which a fork passes by memory,
+    so only indices, file names and errors cross between processes; a worker that dies raises
+    ``BrokenProcessPool`` here instead of hanging.
     """
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    global _JOB
     order = sorted(range(len(todo)), key=lambda i: -todo[i].cost)
-    _JOB = (todo, an, folder)
-    try:
-        with multiprocessing.get_context("fork").Pool(n, initializer=_worker_start) as pool:
-            done = dict(zip(order, pool.map(_draw_at, order, chunksize=1)))
-    finally:
-        _JOB = None
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
+                             initargs=(todo, an, folder)) as pool:
+        done = dict(zip(order, pool.map(_draw_at, order)))
     return [done[i] for i in range(len(todo))]

@@ -89,8 +89,10 @@ _INPLACE = {"threshold": lambda h: h.clamp_min_(0.0), "tanh": torch.Tensor.tanh_
 
 
 def inplace_activation(name: str, act: Callable) -> Callable:
-    """The activation ``name`` computed in place when its declared kind has an in-place kernel with the same bits
-    (ReLU as ``clamp_min_(0)``, which is what ``torch.relu`` runs; ``tanh_``; ``sigmoid_``), else ``act``."""
+    """The built-in activation ``name`` computed in place when its kind has an in-place kernel with the same bits
+    (ReLU as ``clamp_min_(0)``, which is what ``torch.relu`` runs; ``tanh_``; ``sigmoid_``), else ``act``: a
+    plugin's function is always called as it is, whatever kind it declares."""
     from ponder import registry
 
-    return _INPLACE.get(registry.get("activation", name).facts.backward, act)
+    entry = registry.get("activation", name)
+    return act if entry.plugin else _INPLACE.get(entry.facts.backward, act)

@@ -25,7 +25,7 @@ def mnist1d(num_samples: Annotated[int, Field(ge=20, le=1_000_000)] = 5000, seed
     Generated with the ``mnist1d`` package (defaults = the paper's standard split). The
     package reseeds numpy's and Python's global RNGs; ponder saves and restores both around
     the call so no other stream is disturbed. The arrays are kept in ponder's disk cache
-    (:mod:`ponder.cache`), keyed by the options and the package's version. Samples have shape (1, 40).
+    (:mod:`ponder.cache`), keyed by the options and the versions of mnist1d, numpy and scipy. Samples have shape (1, 40).
     """
     from importlib.metadata import version
 
@@ -46,8 +46,9 @@ def mnist1d(num_samples: Annotated[int, Field(ge=20, le=1_000_000)] = 5000, seed
                 "x_test": np.asarray(data["x_test"], np.float32), "y_test": np.asarray(data["y_test"], np.int64)}
 
     # generating takes seconds (a scipy interpolation per sample): done once per machine, read from disk afterwards
-    data = cached_arrays("mnist1d", {"num_samples": int(num_samples), "seed": int(seed), "train_split": float(train_split),
-                                     "mnist1d": version("mnist1d")}, generate)
+    key = {"num_samples": int(num_samples), "seed": int(seed), "train_split": float(train_split), "format": 1,
+           **{pkg: version(pkg) for pkg in ("mnist1d", "numpy", "scipy")}}  # generation interpolates with scipy
+    data = cached_arrays("mnist1d", key, generate)
     return Pool(data["x"][:, None, :], data["y"], data["x_test"][:, None, :], data["y_test"], 10, "mnist1d")
 
 
