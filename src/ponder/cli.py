@@ -194,8 +194,8 @@ def share_cpus() -> None:
 
     By default an idle OpenMP worker spins for a while before it sleeps, which is fastest for one
     process alone but collapses when two processes share the cores: each one's spinning threads take
-    the CPU the other one's working threads need (two quickstart --quick runs started together on 2 cores:
-    46 s instead of 22 s one after the other). Measured alone, the passive policy cost nothing
+    the CPU the other one's working threads need (two quickstart --quick runs started together on 2 cores took
+    45-48 s, against about 28 s one after the other). Measured alone, the passive policy cost nothing
     distinguishable from noise (docs/performance.md). It takes effect only if torch (libgomp) is not
     loaded yet, which is the case in the ``ponder`` command.
     """
