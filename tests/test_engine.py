@@ -139,3 +139,32 @@ def test_evaluation_in_small_forward_passes_and_in_place_gives_the_same_bits(mon
     small = metrics.evaluate(params, layers, metrics.inplace_activation(activation, act), loss, data)
     assert small == whole  # exact float equality, every column of every model
     assert (metrics.inplace_activation(activation, act) is act) == (activation == "gelu")  # no in-place kernel: as is
+
+
+@pytest.mark.parametrize("arch,activation", [("cnn1d", "relu"), ("cnn1d", "tanh"), ("cnn2d", "relu")])
+def test_cnns_are_evaluated_by_the_forward_pass_they_train_with(monkeypatch, arch, activation):
+    """CNN evaluation on the CPU takes the hand-written forward pass of training (im2col + bmm): equal to the grouped
+    convolutions in float64 to 1e-10, and in float32 the same bits whether the block goes in one pass or in many."""
+    from ponder import registry
+    from ponder.rng import rng_for
+    from ponder.train import metrics
+    from ponder.train.engine import init_population
+
+    pool = load_pool("mnist1d" if arch == "cnn1d" else "digits", {"num_samples": 600} if arch == "cnn1d" else {})
+    layers = build(arch, pool.sample_shape, pool.n_classes, depth=2, width=6, kernel_size=5 if arch == "cnn1d" else 3)
+    act, loss = registry.get("activation", activation).fn, registry.get("loss", "cross_entropy").fn
+    rows = {}
+    for dtype in (torch.float64, torch.float32):
+        data = prepare_data(pool, seeds=[0, 1, 2], label_noise=[0.0, 0.2, 0.0], val_fraction=0.2, train_size=300, dtype=dtype)
+        params = init_population(layers, [("torch.default", {})] * 3, [rng_for(m, "init") for m in range(3)], dtype)
+        fast_act = metrics.inplace_activation(activation, act)
+        monkeypatch.setattr(metrics, "FORWARD_CHUNK", 10**9)
+        rows[dtype] = (metrics.evaluate(params, layers, act, loss, data),  # grouped convolutions
+                       metrics.evaluate(params, layers, fast_act, loss, data, act_name=activation))
+        monkeypatch.setattr(metrics, "FORWARD_CHUNK", 7)
+        rows[dtype] += (metrics.evaluate(params, layers, fast_act, loss, data, act_name=activation),)
+    grouped, fast, _ = rows[torch.float64]
+    for a, b in zip(grouped, fast):
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-10 for k in a)
+    _, whole, small = rows[torch.float32]
+    assert whole == small

@@ -237,7 +237,7 @@ def log_epoch(state: PopulationState, net: Network, data: PopulationData, epoch:
               probes: bool, train_subset: int | None = None) -> None:
     """Append every model's train / val / test loss and accuracy, and its layer probes, to its record."""
     rows = evaluate(state.flat.views, net.layers, inplace_activation(net.act_name, net.act), loss_fn, data,
-                    train_subset=train_subset)
+                    train_subset=train_subset, act_name=net.act_name)
     for rec, row in zip(state.records, rows):
         rec.epochs.append({"epoch": epoch, **row})
     if probes:

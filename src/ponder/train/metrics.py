@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import torch
 
 from ponder.catalog.models import Layer
+from ponder.train.conv import conv_logits, is_conv
 from ponder.train.data import PopulationData
 from ponder.train.engine import Params, forward
 
@@ -42,32 +43,39 @@ def _chunks(data: PopulationData, split: str, m: int, subset: int | None = None)
             yield data.x_pool[idx], data.clean[idx]
 
 
-def _logits(params: Params, layers: tuple[Layer, ...], act: Callable, x: torch.Tensor) -> torch.Tensor:
+def _logits(params: Params, layers: tuple[Layer, ...], act: Callable, x: torch.Tensor,
+            act_name: str | None = None) -> torch.Tensor:
     """The block's logits, FORWARD_CHUNK examples at a time: each example's logits are what one pass over the whole
-    block gives (models and examples never mix), and the loss is still summed over the whole block as before."""
+    block gives (models and examples never mix), and the loss is still summed over the whole block as before.
+    CNNs on the CPU (given ``act_name``) go through the forward pass they train with (:func:`conv_logits`)."""
+    if act_name is not None and x.device.type == "cpu" and is_conv(layers):
+        one = lambda xs: conv_logits(params, layers, xs, act=act, act_name=act_name)  # noqa: E731
+    else:
+        one = lambda xs: forward(params, layers, xs, act)  # noqa: E731
     n = x.shape[1]
     if n <= FORWARD_CHUNK:
-        return forward(params, layers, x, act)
-    return torch.cat([forward(params, layers, x[:, s:s + FORWARD_CHUNK], act) for s in range(0, n, FORWARD_CHUNK)], 1)
+        return one(x)
+    return torch.cat([one(x[:, s:s + FORWARD_CHUNK]) for s in range(0, n, FORWARD_CHUNK)], 1)
 
 
 @torch.no_grad()
 def _loss_and_accuracy(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
-                       data: PopulationData, split: str, subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       data: PopulationData, split: str, subset: int | None = None,
+                       act_name: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy ``(M,)`` of every model on one split; NaN for an empty split."""
     m, n = params[0][0].shape[0], _split_size(data, split, subset)
     if n == 0:
         return (torch.full((m,), float("nan")),) * 2
     tot_loss, tot_acc = 0.0, 0.0
     for x, y in _chunks(data, split, m, subset):
-        logits = _logits(params, layers, act, x)  # (M, C, classes)
+        logits = _logits(params, layers, act, x, act_name)  # (M, C, classes)
         tot_loss = tot_loss + loss_fn(logits, y).sum(1)
         tot_acc = tot_acc + (logits.argmax(-1) == y).sum(1).to(logits.dtype)
     return (tot_loss / n).cpu(), (tot_acc / n).cpu()
 
 
 def evaluate(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: Callable,
-             data: PopulationData, *, train_subset: int | None = None) -> list[dict[str, float]]:
+             data: PopulationData, *, train_subset: int | None = None, act_name: str | None = None) -> list[dict[str, float]]:
     """One row per model: ``train_loss, train_acc, val_loss, val_acc, test_loss, test_acc``.
 
     Args:
@@ -77,11 +85,13 @@ def evaluate(params: Params, layers: tuple[Layer, ...], act: Callable, loss_fn: 
         loss_fn: the loss the models currently train on (per example, ``(M, B)``).
         data: the population's data.
         train_subset: score the training split on its first ``train_subset`` examples (per model).
+        act_name: the activation's catalog name; with it, CNNs on the CPU are scored by the forward pass
+            they train with (:func:`ponder.train.conv.conv_logits`), else by grouped convolutions.
     """
     cols: dict[str, torch.Tensor] = {}
     for split in SPLITS:
         cols[f"{split}_loss"], cols[f"{split}_acc"] = _loss_and_accuracy(params, layers, act, loss_fn, data, split,
-                                                                         train_subset)
+                                                                         train_subset, act_name)
     return [{k: float(v[m]) for k, v in cols.items()} for m in range(params[0][0].shape[0])]
 
 
