@@ -71,10 +71,11 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
 
     an = analysis if analysis is not None else analyze(store, name)
     claim(folder, kind="study", study=name)
+    folklore = _folklore(an)  # before the figures: it loads torch here, once, and the forked figure workers inherit it
     figures = draw_figures(an, folder)
     command = command or _default_command(an, store)
     payload = an.to_json()
-    outputs = {"index.html": study_html(an, figures=figures, command=command),
+    outputs = {"index.html": study_html(an, figures=figures, command=command, folklore=folklore),
                "summary.md": summary_markdown(an),
                "table.tex": latex_table(an),
                "analysis.json": json.dumps({**payload, "fingerprint": fingerprint, "ponder": __version__}, indent=2,
@@ -103,13 +104,14 @@ def _default_command(an: Analysis, store: Store) -> str:
     return f"ponder run {source}{' --quick' if an.study['quick'] else ''} --store {store.path}"
 
 
-def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str) -> str:
+def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str, folklore: dict | None = None) -> str:
     """The study page.
 
     Args:
         an: The study's analysis.
         figures: ``{"file", "caption"}`` per figure, in page order.
         command: The command that reproduces the study.
+        folklore: The near-zero folklore table when the caller computed it (else computed here).
 
     Returns:
         The page's HTML.
@@ -121,7 +123,7 @@ def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str) -> 
     shift_cols, shift_rows = shift_grid(an)
     return render("study.html", shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"), study=an.study,
                   spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures, fmt=fmt,
-                  fmtd=fmtd, pct=pct, p=pval, env=json.dumps(env), folklore=_folklore(an), sigma=an.sigma_w2,
+                  fmtd=fmtd, pct=pct, p=pval, env=json.dumps(env), folklore=folklore if folklore is not None else _folklore(an), sigma=an.sigma_w2,
                   anchors=_anchors(an.study["name"]), command=command)
 
 
