@@ -83,6 +83,8 @@ def test_reports_render_in_chromium(report_dir):
         for target in (report_dir / "index.html", report_dir / "browser-test" / "index.html"):
             errors = _check_page(page, target.as_uri(), report_dir)
             assert not errors, errors
+            # a wide table scrolls inside itself; the page never scrolls sideways
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), target
         text = page.inner_text("body")
         assert "<b>markup</b>" in text  # user strings are escaped, shown as text
         assert page.locator("b", has_text="markup").count() == 0
