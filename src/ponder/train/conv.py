@@ -33,7 +33,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ponder import registry
 from ponder.catalog.models import Layer
-from ponder.train.dense import _act_backward
+from ponder.train.dense import _act_backward, loss_delta
 from ponder.train.engine import forward
 
 __all__ = ["FAST", "is_conv", "conv_step", "conv_logits"]
@@ -295,10 +295,7 @@ def _step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torc
     m, bsz = x.shape[:2]
     with torch.no_grad():
         saved, logits = _forward(views, layers, x, act, kind, dropout)
-    with torch.enable_grad():
-        z = logits.detach().requires_grad_()
-        per_model = loss_fn(z, y).mean(1)
-        (delta,) = torch.autograd.grad(per_model.sum(), z)  # (M, B, C)
+    per_model, delta = loss_delta(logits, y, loss_fn)  # (M,), (M, B, C)
     with torch.no_grad():
         for i in range(len(layers) - 1, -1, -1):
             layer, (w, _), (gw, gb) = layers[i], views[i], grad_views[i]

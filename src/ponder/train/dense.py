@@ -17,7 +17,7 @@ import torch
 from ponder import registry
 from ponder.catalog.models import Layer
 
-__all__ = ["is_dense", "dense_step"]
+__all__ = ["is_dense", "dense_step", "loss_delta"]
 
 
 def is_dense(layers: tuple[Layer, ...]) -> bool:
@@ -38,6 +38,16 @@ def _act_backward(kind: str | None, act: Callable, h: torch.Tensor, a: torch.Ten
         hh = h.detach().requires_grad_()
         (g,) = torch.autograd.grad(act(hh), hh, grad_a)
     return g
+
+
+def loss_delta(logits: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-model mean loss (M,), d(sum of those means)/d(logits) (M, B, C)): where the hand-written backward passes
+    (dense and conv) start, by autograd through the loss alone."""
+    with torch.enable_grad():
+        z = logits.detach().requires_grad_()
+        per_model = loss_fn(z, y).mean(1)
+        (delta,) = torch.autograd.grad(per_model.sum(), z)
+    return per_model, delta
 
 
 def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, *, act: Callable,
@@ -63,10 +73,7 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
             scale = dropout(act_out, i) if dropout is not None else None  # inverted-dropout multiplier: mask / keep
             saved.append((a, h, act_out, scale))
             a = act_out if scale is None else act_out * scale
-    with torch.enable_grad():
-        z = h.detach().requires_grad_()
-        per_model = loss_fn(z, y).mean(1)
-        (delta,) = torch.autograd.grad(per_model.sum(), z)  # (M, B, C)
+    per_model, delta = loss_delta(h, y, loss_fn)
     with torch.no_grad():
         for i in range(len(layers) - 1, -1, -1):
             w = views[i][0]
