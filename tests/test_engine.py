@@ -118,6 +118,42 @@ def test_hand_written_dense_backward_equals_autograd(activation, loss):
     assert torch.allclose(grad, ref, atol=1e-10, rtol=1e-8)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+def test_dense_step_in_chunks_of_models_gives_the_same_bits(monkeypatch, activation):
+    """A large population goes through the hand-written MLP step in chunks of models: every loss and every
+    gradient element equals the step in one piece (float32), dropout masks drawn from a stream included."""
+    from ponder import registry
+    from ponder.train import dense
+    from ponder.train.engine import init_population
+    from ponder.train.optim import flatten
+
+    layers = build("mlp", (1, 12), 5, depth=3, width=16, kernel_size=3)
+    m, bsz = 7, 9
+    params = init_population(layers, [("torch.default", {})] * m, [torch.Generator().manual_seed(i) for i in range(m)],
+                             torch.float32)
+    flat = flatten(params)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(m, bsz, 1, 12, generator=gen)
+    y = torch.randint(0, 5, (m, bsz), generator=gen)
+    act, loss_fn = registry.get("activation", activation).fn, registry.get("loss", "cross_entropy").fn
+
+    def run(chunk_elements):
+        monkeypatch.setattr(dense, "CHUNK_ELEMENTS", chunk_elements)
+        drops = torch.Generator().manual_seed(2)  # one stream, as PopulationState.dropout_mult draws from
+        grad = torch.zeros_like(flat.data)
+        loss = dense.dense_step(flat.views, flat.grad_views(grad), layers, x, y, act=act, act_name=activation,
+                                loss_fn=loss_fn, dropout=lambda a, i: (torch.rand(a.shape, generator=drops) > 0.25) / 0.75)
+        return loss, grad
+
+    assert dense._chunk(layers, m, bsz) == m  # the default keeps this small population whole
+    whole_loss, whole_grad = run(10**9)
+    assert dense._chunk(layers, m, bsz) == m
+    monkeypatch.setattr(dense, "CHUNK_ELEMENTS", 2 * bsz * 16)
+    assert dense._chunk(layers, m, bsz) == 2  # 7 models in chunks of 2 + 2 + 2 + 1
+    loss, grad = run(2 * bsz * 16)
+    assert torch.equal(loss, whole_loss) and torch.equal(grad, whole_grad)
+
+
 @pytest.mark.parametrize("arch,activation", [("mlp", "relu"), ("mlp", "tanh"), ("mlp", "gelu"), ("cnn1d", "relu")])
 def test_evaluation_in_small_forward_passes_and_in_place_gives_the_same_bits(monkeypatch, arch, activation):
     """Evaluation runs its forward passes over a few examples at a time, with the activation in place where that
