@@ -154,3 +154,105 @@ def test_the_cli_and_a_kept_report_load_no_torch_statistics_or_plotting():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_report_of_the_same_study_state_reuses_the_kept_analysis_and_figures(synthetic_store, make_spec, tmp_path,
+                                                                              monkeypatch):
+    """A second report of unchanged runs into another folder neither analyzes nor draws: it copies what the first
+    kept, and every file of the folder (page, figures, summary, table, analysis.json) has the same bytes."""
+    import ponder.reporting.html as html
+    from ponder.reporting import figures, memo
+
+    monkeypatch.setenv("PONDER_CACHE", str(tmp_path / "cache"))
+    spec = make_spec(seeds=3, tune=None, factors={"model.initializer": ["torch.default", "torch.kaiming_normal", "lsuv"]})
+    with synthetic_store(spec, _value) as st:
+        first = html.write_report(st, "tiny", tmp_path / "a").parent
+        assert len(list((tmp_path / "cache" / "reports").iterdir())) == 1
+        with monkeypatch.context() as m:
+            m.setattr("ponder.analysis.summary.analyze", lambda *a, **k: pytest.fail("analyzed again"))
+            m.setattr(figures, "draw_figures", lambda *a, **k: pytest.fail("drawn again"))
+            m.setattr(html, "_folklore", lambda *a, **k: pytest.fail("folklore computed again"))
+            second = html.write_report(st, "tiny", tmp_path / "b").parent
+        assert _files(first) == _files(second)
+        page = (second / "index.html").read_text()
+        assert "Folklore: \"uniform" in page and "<td>torch.kaiming_normal</td><td>normal</td>" in page
+        assert (second / "weight_histograms.png").is_file() and (second / "weight_histograms.svg").is_file()
+        st.con.execute("UPDATE runs SET status = 'diverged' WHERE run_id IN (SELECT run_id FROM runs LIMIT 1)")
+        calls = []
+        real = figures.draw_figures
+        monkeypatch.setattr(figures, "draw_figures", lambda *a, **k: calls.append(1) or real(*a, **k))
+        html.write_report(st, "tiny", tmp_path / "c")  # the runs changed: a new entry, analyzed and drawn
+        assert calls == [1] and len(list((tmp_path / "cache" / "reports").iterdir())) == 2
+        assert memo.KEEP >= 2
+
+
+def test_a_broken_or_unwritable_report_cache_only_costs_the_work(synthetic_store, make_spec, tmp_path, monkeypatch):
+    import ponder.reporting.html as html
+    from ponder.reporting import memo
+
+    monkeypatch.setenv("PONDER_CACHE", str(tmp_path / "cache"))
+    with synthetic_store(make_spec(seeds=3, tune=None), _value) as st:
+        first = html.write_report(st, "tiny", tmp_path / "a").parent
+        (entry,) = (tmp_path / "cache" / "reports").iterdir()
+        (entry / "analysis.pkl").write_bytes(b"\x80\x05truncated")
+        second = html.write_report(st, "tiny", tmp_path / "b").parent  # unreadable entry: computed afresh
+        assert _files(first) == _files(second)
+        blocker = tmp_path / "blocked"
+        blocker.write_text("a file where the cache folder would be")
+        monkeypatch.setenv("PONDER_CACHE", str(blocker))
+        third = html.write_report(st, "tiny", tmp_path / "c").parent  # nothing can be kept: the report is written
+        assert _files(first) == _files(third) and memo.load(memo.memo_key("x")) is None
+
+
+def test_a_report_with_a_figure_not_drawn_is_not_kept_and_old_entries_are_pruned(tmp_path, monkeypatch):
+    from ponder.reporting import memo
+
+    monkeypatch.setenv("PONDER_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"png")
+    (folder / "a.svg").write_bytes(b"svg")
+    memo.save("k0", {"x": 1}, None, [{"file": "a.png", "caption": "c"}, {"file": "", "caption": "b.png not drawn"}],
+              folder)
+    assert memo.load("k0") is None
+    monkeypatch.setattr(memo, "KEEP", 3)
+    for k in range(5):
+        memo.save(f"k{k}", {"x": k}, {"verdict": "v", "rows": []}, [{"file": "a.png", "caption": "c"}], folder)
+        os.utime(tmp_path / "cache" / "reports" / f"k{k}", (k, k))  # k4 the most recently used
+    assert sorted(p.name for p in (tmp_path / "cache" / "reports").iterdir()) == ["k2", "k3", "k4"]
+    entry = memo.load("k3")
+    assert entry["analysis"] == {"x": 3} and entry["folklore"] == {"verdict": "v", "rows": []}
+    out = tmp_path / "out"
+    out.mkdir()
+    assert memo.restore_figures(entry, out) == [{"file": "a.png", "caption": "c"}]
+    assert (out / "a.png").read_bytes() == b"png" and (out / "a.svg").read_bytes() == b"svg"
+
+
+def test_a_report_from_kept_parts_loads_no_torch_statistics_or_plotting(synthetic_store, make_spec, tmp_path):
+    """``ponder report`` of a study state reported before: neither torch, the statistics libraries nor matplotlib
+    load (reading the kept analysis back does not import them)."""
+    import subprocess
+    import sys
+
+    import ponder.reporting.html as html
+
+    env = {**os.environ, "PONDER_CACHE": str(tmp_path / "cache")}
+    os.environ["PONDER_CACHE"], old = env["PONDER_CACHE"], os.environ["PONDER_CACHE"]
+    try:
+        with synthetic_store(make_spec(seeds=3, tune=None, factors={"model.initializer": ["torch.default", "lsuv"]}),
+                             _value) as st:
+            html.write_report(st, "tiny", tmp_path / "a")
+            path = st.path
+    finally:
+        os.environ["PONDER_CACHE"] = old
+    code = ("import sys; from ponder.store import Store; from ponder.reporting.html import write_report; "
+            f"st = Store({str(path)!r}, read_only=True); write_report(st, 'tiny', {str(tmp_path / 'b')!r}); "
+            "print(sorted(m for m in ('torch', 'scipy.stats', 'statsmodels', 'matplotlib', 'baycomp') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert _files(tmp_path / "a" / "tiny") == _files(tmp_path / "b" / "tiny")

@@ -14,10 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.anova import AnovaRM
-from statsmodels.stats.power import TTestPower
-from statsmodels.stats.weightstats import ttost_paired
+from ponder.analysis.lazy import stats  # scipy.stats, loaded on first use
 
 from ponder.analysis.stats import estimate, holm, paired, wilcoxon_floor
 
@@ -180,6 +177,7 @@ def _omnibus(table: pd.DataFrame) -> tuple[float, float]:
     vals, tol = table.to_numpy(float), _tol(table.to_numpy(float))
     resid = vals - vals.mean(1, keepdims=True) - vals.mean(0) + vals.mean()
     long = table.rename_axis(index="seed", columns="A").stack().rename("y").reset_index()
+    from statsmodels.stats.anova import AnovaRM  # statsmodels loads on first use
     p = ((1.0 if np.ptp(vals.mean(0)) <= tol else 0.0) if np.abs(resid).max() <= tol else
          float(AnovaRM(long, "y", subject="seed", within=["A"]).fit().anova_table.loc["A", "Pr > F"]))
     tied = np.all(np.abs(vals - vals[:, :1]) <= tol)
@@ -191,6 +189,7 @@ def _tost_p(best: np.ndarray, other: np.ndarray, rope: float) -> float:
     d = other - best
     if np.ptp(d) <= _tol(d):
         return 0.0 if abs(float(d.mean())) < rope else 1.0
+    from statsmodels.stats.weightstats import ttost_paired  # statsmodels loads on first use
     return float(ttost_paired(other, best, -rope, rope)[0])
 
 
@@ -228,6 +227,7 @@ def _main_effect(df: pd.DataFrame, factor: str, *, higher: bool, rope: float, al
     strength = "significant" if all(rejects) else "suggestive" if any(rejects) else None
     avoid = [q.level for q in pairs if q.worse] if verdict == "matters" else []
     sd = max(float((table[lv] - table[order[0]]).std(ddof=1)) for lv in order[1:])  # MDE uses the largest sd
+    from statsmodels.stats.power import TTestPower  # statsmodels loads on first use
     return FactorEffect(**base, verdict=verdict, strength=strength, best=[lv for lv in order if lv not in avoid],
                         avoid=avoid, test=test, p=p, rank_test=rank_test, p_rank=p_rank, rank_floor=floor,
                         family=f"each level of {factor} vs its best level: {len(order) - 1} paired t-tests, Holm",
@@ -285,6 +285,7 @@ def _interaction_p(cube: np.ndarray, long: pd.DataFrame) -> tuple[float, str]:
         return 1.0, "no interaction in any seed (every interaction contrast is exactly 0)"
     if np.abs(inter - inter.mean(0)).max() <= tol:
         return _sign_flip_p(inter), f"exact sign-flip permutation test over {len(cube)} seeds (ANOVA error term is 0)"
+    from statsmodels.stats.anova import AnovaRM  # statsmodels loads on first use
     res = AnovaRM(long, "y", subject="seed", within=["A", "B"]).fit().anova_table.loc["A:B"]
     return float(res["Pr > F"]), (f"two-way repeated-measures ANOVA over {len(cube)} seeds, "
                                   f"interaction F({res['Num DF']:g}, {res['Den DF']:g}) = {res['F Value']:.2f}")

@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
+from ponder.analysis.lazy import stats  # scipy.stats, loaded on first use
 
 __all__ = ["Estimate", "estimate", "Comparison", "paired", "holm", "wilcoxon_floor"]
 
@@ -89,6 +88,8 @@ def holm(pvalues: list[float]) -> list[float]:
         # statsmodels' Holm branch calls gc.collect(): a full collection over every object of the loaded libraries,
         # ~0.2 s a call. Frozen objects are skipped by it, so freeze them for the call and thaw them after; not when
         # the caller keeps objects frozen on purpose (thawing would thaw theirs too).
+        from statsmodels.stats.multitest import multipletests  # loaded on first use (seconds of imports)
+
         freeze = gc.get_freeze_count() == 0
         if freeze:
             gc.freeze()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ponder import __version__
 from ponder.analysis import fingerprint as analysis_fingerprint
 from ponder.errors import PonderError
+from ponder.reporting import memo
 from ponder.reporting.index import write_index
 from ponder.reporting.latex import latex_table
 from ponder.reporting.markdown import summary_markdown
@@ -66,13 +67,7 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
             store.save_analysis(name, fingerprint, {k: v for k, v in kept.items() if k not in ("fingerprint", "ponder")})
         write_index(out, entry={"name": name, "question": kept["question"], "answer": kept["headline"]}, force=force)
         return folder / "index.html"
-    from ponder.analysis import analyze  # the statistics and figure libraries load only when a report is written
-    from ponder.reporting.figures import draw_figures
-
-    an = analysis if analysis is not None else analyze(store, name)
-    claim(folder, kind="study", study=name)
-    folklore = _folklore(an)  # before the figures: it loads torch here, once, and the forked figure workers inherit it
-    figures = draw_figures(an, folder)
+    an, folklore, figures = _parts(store, name, folder, fingerprint, analysis)
     command = command or _default_command(an, store)
     payload = an.to_json()
     outputs = {"index.html": study_html(an, figures=figures, command=command, folklore=folklore),
@@ -86,6 +81,26 @@ def write_report(store: Store, name: str, out: str | Path = "reports", *, comman
         store.save_analysis(name, fingerprint, payload)
     write_index(out, entry={"name": name, "question": an.study["question"], "answer": an.headline}, force=force)
     return folder / "index.html"
+
+
+def _parts(store: Store, name: str, folder: Path, fingerprint: str, analysis: Analysis | None):
+    """(analysis, folklore table, figures drawn into ``folder``): copied from what a report of the same study state
+    kept (:mod:`ponder.reporting.memo`), else computed and kept. Claims ``folder`` before writing into it."""
+    key = memo.memo_key(fingerprint)
+    entry = memo.load(key)  # this study state reported before (into any folder): its analysis and figures
+    if entry is not None:
+        claim(folder, kind="study", study=name)
+        an = analysis if analysis is not None else entry["analysis"]
+        return an, entry["folklore"], memo.restore_figures(entry, folder)
+    from ponder.analysis import analyze  # the statistics and figure libraries load only when a report is made
+    from ponder.reporting.figures import draw_figures
+
+    an = analysis if analysis is not None else analyze(store, name)
+    claim(folder, kind="study", study=name)
+    folklore = _folklore(an)  # before the figures: it loads torch here, once, and the forked figure workers inherit it
+    figures = draw_figures(an, folder)
+    memo.save(key, an, folklore, figures, folder)
+    return an, folklore, figures
 
 
 def _unchanged(folder: Path, fingerprint: str) -> dict | None:
@@ -133,9 +148,12 @@ def _folklore(an: Analysis) -> dict | None:
 
     if not plots.initializer_varies(an):
         return None
+    import dataclasses
+
     from ponder.catalog.folklore import near_zero_table, verdict
 
-    return {"verdict": verdict(), "rows": near_zero_table()}
+    return {"verdict": verdict(), "rows": [dataclasses.asdict(row) for row in near_zero_table()]}  # plain data: kept
+    # with the report (reporting.memo) and read back without loading the catalog (torch)
 
 
 def _anchors(name: str) -> list[dict]:

@@ -12,6 +12,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "ponder"  # SVG element ids from a fixed salt: the same figure, the same bytes
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ponder.escape import mpl as text  # noqa: E402
@@ -35,7 +36,7 @@ def save(fig, path: Path, dpi: int) -> Path:
         ``path``.
     """
     fig.savefig(path, dpi=dpi)
-    fig.savefig(Path(path).with_suffix(".svg"))
+    fig.savefig(Path(path).with_suffix(".svg"), metadata={"Date": None})  # no timestamp: the same figure, the same bytes
     plt.close(fig)
     return path
 
