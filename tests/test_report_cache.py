@@ -84,7 +84,13 @@ def test_a_rerun_that_trains_nothing_loads_no_data(tiny_study, tmp_path, monkeyp
     with Store(tmp_path / "s.duckdb") as st:
         assert run_study(study, st).trained == 12
         monkeypatch.setattr(datasets, "load_pool", lambda *a, **k: pytest.fail("a rerun loaded its data"))
+        before = st.con.execute("SELECT updated FROM studies").fetchall()
         res = run_study(study, st)
+        assert st.con.execute("SELECT updated FROM studies").fetchall() == before  # the same plan: nothing rewritten
+        assert res.statuses == {"ok": 12}
+        monkeypatch.undo()
+        seeds = study.model_copy(update={"seeds": study.seeds + 1})
+        assert run_study(seeds, st).trained == 4 and st.plan_size("tiny", quick=False) == 16  # a new plan is stored
     assert (res.trained, res.skipped) == (0, 12)
 
 

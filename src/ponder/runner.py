@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ponder.executors import ChunkResult, Executor, LocalExecutor
-from ponder.store import ChunkRows, RunRow, Store, environment
+from ponder.store import ChunkRows, RunRow, Store
 from ponder.study.checks import check_plan
 from ponder.study.plan import Run, expand, populations
 from ponder.study.spec import Study
@@ -30,6 +31,17 @@ __all__ = ["StudyRun", "run_study", "plan_chunks", "chunk_rows", "failed_rows", 
 # "interrupt" (SIGINT after the write, as Ctrl-C). Crash tests stop at known points, never by sleeping.
 KILL_ENV = "PONDER_TEST_KILL"
 
+
+def environment(device: str, threads: int) -> dict[str, Any]:
+    """Versions and machine facts recorded with every run."""
+    import numpy
+    import torch
+
+    from ponder import __version__
+
+    return {"ponder": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "device": device,
+            "threads": threads, "cpus": os.cpu_count()}
 
 @dataclass
 class StudyRun:
@@ -151,6 +163,6 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
         failed += _write(store, res, executor.device, errors, hook)
         hook("interrupt")
         meter.chunk_done(sum(r.config.training.epochs for r in res.runs))
-    statuses = store.runs(study.name)["status"].value_counts().to_dict()
+    statuses = store.status_counts(study.name)
     return StudyRun(len(runs), len(runs) - len(pending), len(pending) - failed, failed, n_pops,
                     time.perf_counter() - t0, statuses, errors)

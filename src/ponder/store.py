@@ -14,19 +14,19 @@ Contract:
 from __future__ import annotations
 
 import json
-import os
-import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import duckdb
-import pandas as pd
 
 from ponder.errors import NotFound, StoreError
 
-__all__ = ["Store", "SCHEMA_VERSION", "environment", "RunRow", "ChunkRows"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Store", "SCHEMA_VERSION", "RunRow", "ChunkRows"]
 
 SCHEMA_VERSION = 4
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}  # never fetch code
@@ -114,18 +114,6 @@ def _migrate_3_to_4(con) -> None:
 MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}  # from version -> function bringing the store to version + 1
 
 
-def environment(device: str, threads: int) -> dict[str, Any]:
-    """Versions and machine facts recorded with every run."""
-    import numpy
-    import torch
-
-    from ponder import __version__
-
-    return {"ponder": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "device": device,
-            "threads": threads, "cpus": os.cpu_count()}
-
-
 class Store:
     """A DuckDB results store at ``path`` (``":memory:"`` for an in-memory one)."""
 
@@ -190,7 +178,13 @@ class Store:
 
     def save_plan(self, *, name: str, question: str, spec: dict[str, Any], source: str, quick: bool,
                   runs: Iterable[Any]) -> None:
-        """Record a study and the runs of its current plan (replacing an older plan)."""
+        """Record a study and the runs of its current plan (replacing an older plan; nothing is written when the
+        stored plan is this one, so a rerun that trains nothing writes nothing)."""
+        runs = list(runs)
+        if self._plan_stored(name, [question, json.dumps(spec, default=str), source, quick], [r.id for r in runs]):
+            return
+        import pandas as pd  # loaded only when something is written
+
         rows = pd.DataFrame([{"study": name, "run_id": r.id, "arm": r.arm.label, "arm_json": json.dumps(r.arm.as_dict()),
                               "tuned_json": json.dumps(dict(r.tuned)), "seed": r.seed} for r in runs])
         with self._transaction():
@@ -205,6 +199,16 @@ class Store:
                 self.con.execute("INSERT INTO plans SELECT DISTINCT study, ?, run_id, ? FROM plan_rows", [quick, _now()])
                 self.con.unregister("plan_rows")
 
+    def _plan_stored(self, name: str, study_row: list[Any], run_ids: list[str]) -> bool:
+        """Whether ``studies`` holds this row (question, spec, source, mode) and both the study's runs and this
+        mode's plan are exactly ``run_ids``."""
+        row = self.con.execute("SELECT question, spec_json, source, quick FROM studies WHERE name = ?", [name]).fetchone()
+        ids = [(i,) for i in sorted(run_ids)]
+        return (row is not None and list(row) == study_row
+                and self.con.execute("SELECT run_id FROM study_runs WHERE study = ? ORDER BY 1", [name]).fetchall() == ids
+                and self.con.execute("SELECT run_id FROM plans WHERE study = ? AND quick = ? ORDER BY 1",
+                                     [name, study_row[3]]).fetchall() == ids)
+
     def save_chunk(self, rows: ChunkRows, *, before_commit: Callable[[], None] | None = None) -> None:
         """Write a chunk's finished runs with all their records in one transaction.
 
@@ -216,6 +220,8 @@ class Store:
     def save_population(self, runs: list[dict[str, Any]], epochs: list[dict[str, Any]], layers: list[dict[str, Any]],
                         evals: list[dict[str, Any]] = (), *, before_commit: Callable[[], None] | None = None) -> None:
         """Write finished runs (dicts with the ``runs`` columns) with all their records in one transaction."""
+        import pandas as pd
+
         frames = {"runs": (pd.DataFrame(runs, columns=RUN_COLS), RUN_COLS),
                   "epochs": (pd.DataFrame(epochs, columns=EPOCH_COLS), EPOCH_COLS),
                   "layers": (pd.DataFrame(layers, columns=LAYER_COLS), LAYER_COLS),
@@ -274,6 +280,11 @@ class Store:
                    r.diverged_epoch, r.error, r.config_json, r.population, r.steps, r.wall_s, r.env_json, r.n_classes
             FROM study_runs p LEFT JOIN runs r USING (run_id) WHERE p.study = ? ORDER BY p.arm, p.tuned_json, p.seed""",
                                 [study]).df()
+
+    def status_counts(self, study: str) -> dict[str, int]:
+        """Runs of the study's plan per status (``pending`` if not trained), the most common first."""
+        return dict(self.con.execute("""SELECT coalesce(r.status, 'pending') AS s, count(*) FROM study_runs p
+            LEFT JOIN runs r USING (run_id) WHERE p.study = ? GROUP BY s ORDER BY 2 DESC, 1""", [study]).fetchall())
 
     def epochs(self, study: str) -> pd.DataFrame:
         return self.con.execute("""SELECT e.* FROM epochs e JOIN study_runs p USING (run_id) WHERE p.study = ?
