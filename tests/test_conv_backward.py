@@ -246,3 +246,37 @@ def test_autograd_fallback_writes_the_same_gradients():
     b = conv._autograd_step(flat.views, flat.grad_views(grads[1]), layers, x, y, torch.tanh, loss_fn,
                             lambda t, i: mult if i == 0 else torch.ones(t.shape, dtype=F64))
     assert float((a - b).abs().max()) < 1e-12 and float((grads[0] - grads[1]).abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize("name,activation,chunk", [("mlp", "relu", None), ("mlp", "tanh", 2), ("cnn1d", "relu", None),
+                                                   ("cnn1d", "tanh", 2), ("cnn2d-3ch-odd", "relu", 1),
+                                                   ("cnn1d-tiny", "gelu", None)])
+def test_layer_probes_through_the_hand_written_step_equal_autograd(monkeypatch, name, activation, chunk):
+    """Layer probes of MLPs and CNNs take the step training takes (in its chunks of models): every statistic of
+    every layer and model equals the autograd probes' (float64), ReLU's pre-activation included."""
+    from ponder.train import dense, probes
+
+    if name == "mlp":
+        layers = build("mlp", (1, 12), 5, depth=3, width=9, kernel_size=0)
+        gens = [torch.Generator().manual_seed(10 + i) for i in range(3)]
+        params = init_population(layers, [("torch.kaiming_normal", {})] * 3, gens, F64)
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(3, 7, 1, 12, generator=g, dtype=F64), torch.randint(0, 5, (3, 7), generator=g)
+        flat = flatten(params)
+    else:
+        layers, flat, x, y, _ = _case(name, True)
+    if chunk is not None:  # chunks of `chunk` models in both hand-written steps
+        monkeypatch.setattr(dense, "CHUNK_ELEMENTS", chunk * x.shape[1] * max(l.out_shape[0] for l in layers))
+        monkeypatch.setattr(conv, "_chunk", lambda layers, m, bsz: chunk)
+    act, loss_fn = registry.get("activation", activation).fn, registry.get("loss", "cross_entropy").fn
+    by_autograd = probes.layer_stats(flat.views, layers, act, loss_fn, x, y)
+    calls = []
+    monkeypatch.setattr(probes, "forward", lambda *a, **k: calls.append(1))  # the autograd path is not taken
+    by_hand = probes.layer_stats(flat.views, layers, act, loss_fn, x, y, act_name=activation)
+    assert not calls and len(by_hand) == len(by_autograd) == len(layers)
+    for row_h, row_a in zip(by_hand, by_autograd):
+        assert row_h.keys() == row_a.keys()
+        for key in row_a:
+            assert torch.allclose(row_h[key], row_a[key], rtol=1e-9, atol=1e-12, equal_nan=True), (key, row_h[key], row_a[key])
+    if activation == "relu":
+        assert by_hand[0]["zero_frac"].min() > 0 and (by_hand[0]["preact_std"] > 0).all()

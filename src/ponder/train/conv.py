@@ -221,16 +221,18 @@ def _unrolled(layer: Layer, w: torch.Tensor) -> torch.Tensor:
     return w.new_zeros(m, rows * cols).index_copy_(1, dst, w.reshape(m, -1).index_select(1, src)).view(m, rows, cols)
 
 
-def _activate(h: torch.Tensor, b: torch.Tensor, act: Callable, kind: str | None, into: torch.Tensor | None):
-    """Bias, then activation: (pre-activation or None for ReLU, activation). ReLU writes into ``into`` when given."""
+def _activate(h: torch.Tensor, b: torch.Tensor, act: Callable, kind: str | None, into: torch.Tensor | None,
+              keep_pre: bool = False):
+    """Bias, then activation: (pre-activation or None for ReLU, activation). ReLU writes into ``into`` when given,
+    unless ``keep_pre`` asks for the pre-activation."""
     h.add_(b.view(b.shape[0], *[1] * (h.dim() - 2), b.shape[1]))
-    if kind == "threshold":  # its backward needs only the output: no pre-activation kept
+    if kind == "threshold" and not keep_pre:  # its backward needs only the output: no pre-activation kept
         return None, torch.clamp_min(h, 0.0, out=into) if into is not None else h.clamp_min_(0.0)
     return h, act(h)
 
 
 def _forward(views, layers: tuple[Layer, ...], x: torch.Tensor, act: Callable, kind: str | None,
-             dropout: Callable | None) -> tuple[list, torch.Tensor]:
+             dropout: Callable | None, keep_pre: bool = False) -> tuple[list, torch.Tensor]:
     """Logits (M, B, C) and, per layer, (input matrix, weight matrix, pre-activation, activation, dropout scale).
 
     Hidden activations are channels-last; one that feeds a padded convolution is written
@@ -255,7 +257,7 @@ def _forward(views, layers: tuple[Layer, ...], x: torch.Tensor, act: Callable, k
         nxt = layers[i + 1]
         padded = nxt.kind != "dense" and nxt.padding and not _dense_pays(nxt)
         buf, inner = _padded(h, h.shape, nxt.padding, f"input {i + 1}") if padded else (None, None)
-        pre, act_out = _activate(h, b, act, kind, inner if dropout is None else None)
+        pre, act_out = _activate(h, b, act, kind, inner if dropout is None else None, keep_pre)
         scale = None
         if dropout is not None:  # the mask is drawn channels-first, as the autograd path draws it
             scale = dropout(act_out.movedim(-1, 2), i).movedim(2, -1)
@@ -290,11 +292,13 @@ def _weight_grad(layer: Layer, gw: torch.Tensor, delta: torch.Tensor, inp: torch
 
 
 def _step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, act: Callable,
-          kind: str | None, loss_fn: Callable, dropout: Callable | None) -> torch.Tensor:
-    """:func:`conv_step` for one chunk of models."""
+          kind: str | None, loss_fn: Callable, dropout: Callable | None, observe: Callable | None = None) -> torch.Tensor:
+    """:func:`conv_step` for one chunk of models (``observe(records, logits)`` sees the forward pass)."""
     m, bsz = x.shape[:2]
     with torch.no_grad():
-        saved, logits = _forward(views, layers, x, act, kind, dropout)
+        saved, logits = _forward(views, layers, x, act, kind, dropout, keep_pre=observe is not None)
+    if observe is not None:
+        observe([(s[2], s[3]) for s in saved if s[3] is not None], logits)
     per_model, delta = loss_delta(logits, y, loss_fn)  # (M,), (M, B, C)
     with torch.no_grad():
         for i in range(len(layers) - 1, -1, -1):
@@ -343,7 +347,8 @@ def _chunk(layers: tuple[Layer, ...], m: int, bsz: int) -> int:
 
 
 def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, *, act: Callable,
-              act_name: str, loss_fn: Callable, dropout: Callable | None = None) -> torch.Tensor:
+              act_name: str, loss_fn: Callable, dropout: Callable | None = None,
+              observe: Callable | None = None) -> torch.Tensor:
     """Forward and backward of M CNNs on x (M, B, C, *spatial) with labels y (M, B).
 
     ``dropout(a, layer)`` returns the inverted-dropout multiplier for hidden layer ``layer``
@@ -351,9 +356,12 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
     d(mean loss over the batch)/d(params) of every model into ``grad_views`` and returns the
     per-model mean loss (M,). Models are processed in chunks that keep the intermediates in
     cache; the dropout masks are drawn first, for the whole population, layer by layer, so
-    they are the ones the autograd path draws.
+    they are the ones the autograd path draws. ``observe(models, [(pre-activation, activation) per hidden layer,
+    channels-last], logits)`` sees each chunk's forward pass (CPU only; buffers reused by the next chunk).
     """
     if x.device.type != "cpu":  # measured on CPUs only: elsewhere the autograd path, as before
+        if observe is not None:
+            raise ValueError("conv_step observes forward passes on the CPU only")
         return _autograd_step(views, grad_views, layers, x, y, act, loss_fn, dropout)
     kind = registry.get("activation", act_name).facts.backward
     m, bsz = x.shape[:2]
@@ -368,8 +376,9 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
         for m0 in range(0, m, size):
             sl = slice(m0, m0 + size)
             drop = (lambda a, i, sl=sl: masks[i][sl]) if masks is not None else None
+            seen = (lambda rec, z, sl=sl: observe(sl, rec, z)) if observe is not None else None
             out.append(_step([(w[sl], b[sl]) for w, b in views], [(gw[sl], gb[sl]) for gw, gb in grad_views], layers,
-                             x[sl], y[sl], act, kind, loss_fn, drop))
+                             x[sl], y[sl], act, kind, loss_fn, drop, seen))
     finally:
         _LOCAL.ws = None
     return out[0] if len(out) == 1 else torch.cat(out)

@@ -70,7 +70,8 @@ def _chunk(layers: tuple[Layer, ...], m: int, bsz: int) -> int:
 
 
 def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, *, act: Callable,
-               act_name: str, loss_fn: Callable, dropout: Callable | None = None) -> torch.Tensor:
+               act_name: str, loss_fn: Callable, dropout: Callable | None = None,
+               observe: Callable | None = None) -> torch.Tensor:
     """Forward and backward of M MLPs on x (M, B, ...) with labels y (M, B).
 
     ``dropout(a, layer)`` returns the inverted-dropout multiplier for hidden layer ``layer``.
@@ -79,7 +80,9 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
     the per-model mean loss (M,). Large populations go in chunks of models whose activations
     stay near cache size (:data:`CHUNK_ELEMENTS`); every model's arithmetic is the same as in one
     piece. The dropout masks are drawn first, for the whole population, layer by layer, so they
-    are the ones the autograd path draws.
+    are the ones the autograd path draws. ``observe(models, [(pre-activation, activation) per
+    hidden layer], logits)`` sees each chunk's forward pass (``models`` the chunk's slice), with
+    every pre-activation kept (ReLU then does not work in place).
     """
     kind = registry.get("activation", act_name).facts.backward
     m, bsz = x.shape[0], x.shape[1]
@@ -89,19 +92,23 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
                  for i, layer in enumerate(layers) if layer.hidden]
     size = _chunk(layers, m, bsz) if x.device.type == "cpu" else m  # measured on CPUs only
     if size == m:
-        return _step(views, grad_views, layers, x, y, act, kind, loss_fn, masks)
+        return _step(views, grad_views, layers, x, y, act, kind, loss_fn, masks,
+                     (lambda rec, z: observe(slice(0, m), rec, z)) if observe is not None else None)
     out = []
     for m0 in range(0, m, size):
         sl = slice(m0, m0 + size)
         drop = [mask[sl] for mask in masks] if masks is not None else None
+        seen = (lambda rec, z, sl=sl: observe(sl, rec, z)) if observe is not None else None
         out.append(_step([(w[sl], b[sl]) for w, b in views], [(gw[sl], gb[sl]) for gw, gb in grad_views], layers,
-                         x[sl], y[sl], act, kind, loss_fn, drop))
+                         x[sl], y[sl], act, kind, loss_fn, drop, seen))
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def _step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, act: Callable,
-          kind: str | None, loss_fn: Callable, masks: list[torch.Tensor] | None) -> torch.Tensor:
-    """:func:`dense_step` for one chunk of models (``masks``: the chunk's dropout multipliers per hidden layer)."""
+          kind: str | None, loss_fn: Callable, masks: list[torch.Tensor] | None,
+          observe: Callable | None = None) -> torch.Tensor:
+    """:func:`dense_step` for one chunk of models (``masks``: the chunk's dropout multipliers per hidden layer;
+    ``observe(records, logits)``: sees the forward pass)."""
     m, bsz = x.shape[0], x.shape[1]
     a = x.reshape(m, bsz, -1)
     saved = []  # (input to the layer, pre-activation, activation, dropout scale) per hidden layer
@@ -111,10 +118,13 @@ def _step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torc
             if not layer.hidden:
                 saved.append((a, None, None, None))
                 break
-            act_out = h.clamp_min_(0.0) if kind == "threshold" else act(h)  # relu in place: its backward needs only the output
+            in_place = kind == "threshold" and observe is None  # relu in place: its backward needs only the output
+            act_out = h.clamp_min_(0.0) if in_place else act(h)
             scale = masks[i] if masks is not None else None  # inverted-dropout multiplier: mask / keep
             saved.append((a, h, act_out, scale))
             a = act_out if scale is None else act_out * scale
+    if observe is not None:
+        observe([(s[1], s[2]) for s in saved if s[1] is not None], h)
     per_model, delta = loss_delta(h, y, loss_fn)
     with torch.no_grad():
         for i in range(len(layers) - 1, -1, -1):

@@ -241,7 +241,8 @@ def log_epoch(state: PopulationState, net: Network, data: PopulationData, epoch:
     for rec, row in zip(state.records, rows):
         rec.epochs.append({"epoch": epoch, **row})
     if probes:
-        for rec, rows in zip(state.records, probe(state.flat.views, net.layers, net.act, loss_fn, data)):
+        for rec, rows in zip(state.records, probe(state.flat.views, net.layers, net.act, loss_fn, data,
+                                                  act_name=net.act_name)):
             rec.layers += [{"epoch": epoch, "layer": li, **row} for li, row in enumerate(rows)]
 
 
