@@ -121,15 +121,20 @@ def test_threads_cap_is_the_cpus_this_process_may_use(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("threads, expected", [(None, "all"), ("1", 1)])
-def test_threads_set_torch_before_loading(threads, expected, monkeypatch, capsys, tmp_path):
+def test_threads_set_torch_when_training_starts(threads, expected, monkeypatch, capsys, tmp_path, tiny_study):
+    """``--threads`` (default: the CPUs this process may use) reaches torch before the first chunk trains; a rerun
+    with nothing to train never sets it (nor loads torch for it)."""
     import torch
 
     calls: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    argv = ["run", "no_such_study", "--store", tmp_path / "s.duckdb"] + (["--threads", threads] if threads else [])
-    code, _, err = ponder(argv, capsys)  # the unknown study stops it right after torch is set up
-    assert code == 2 and "unknown study 'no_such_study'" in err
+    argv = ["run", str(tiny_study), "--store", tmp_path / "s.duckdb", "--out", tmp_path / "r", "--no-report"]
+    argv += ["--threads", threads] if threads else []
+    code, _, err = ponder(argv, capsys)
+    assert code == 0, err
     assert calls == [checks.cpus_available() if expected == "all" else expected]
+    code, _, err = ponder(argv, capsys)
+    assert code == 0 and "0 trained" in err and calls == [checks.cpus_available() if expected == "all" else expected]
 
 
 def test_run_device_defaults_to_auto():

@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ponder"
 
 # Lower layers never import higher ones: spec -> plan -> train -> store -> analysis -> report.
 LAYERS = [
-    {"ponder", "errors", "rng", "quadrature", "registry", "escape", "studies", "plugins", "cache"},
+    {"ponder", "errors", "rng", "quadrature", "registry", "escape", "studies", "plugins", "cache", "lazy"},
     {"theory"},
     {"catalog"},
     {"study"},
@@ -85,3 +85,16 @@ def test_import_ponder_loads_no_torch():
     code = "import sys, ponder, ponder.study.spec, ponder.store; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_catalog_validates_and_plans_without_torch():
+    """Every catalog entry registers, a built-in study validates and expands to its run ids, with torch not loaded;
+    the first call of an entry loads it."""
+    code = ("import sys; from ponder import registry; from ponder.study import load_study, expand; "
+            "runs = expand(load_study('quickstart', quick=True)); n = len(registry.entries('initializer')); "
+            "print(len(runs), n > 40, 'torch' in sys.modules); from ponder.catalog.initializers import init; "
+            "from ponder.lazy import torch; w = init('torch.default', (3, 4), generator=torch.Generator().manual_seed(0)); "
+            "print('torch' in sys.modules, tuple(w.shape), w.dtype)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["36", "True", "False", "True", "(3,", "4)", "torch.float32"]  # dtype default: None

@@ -262,3 +262,24 @@ def test_a_report_from_kept_parts_loads_no_torch_statistics_or_plotting(syntheti
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
     assert _files(tmp_path / "a" / "tiny") == _files(tmp_path / "b" / "tiny")
+
+
+def test_a_rerun_that_trains_nothing_loads_no_torch(tiny_study, tmp_path, cli):
+    """Validating a study, computing its run ids and finding them all stored needs the catalog's names and
+    versions, not torch (the catalog loads torch on first use): a rerun with its report kept loads neither torch
+    nor pandas, and says nothing of a device it did not need; the first run settles --device auto and says so."""
+    import subprocess
+    import sys
+
+    store, out = str(tmp_path / "s.duckdb"), str(tmp_path / "reports")
+    first = cli("run", str(tiny_study), "--store", store, "--out", out)
+    assert first.returncode == 0, first.stderr
+    assert "device: cpu (--device auto)" in first.stderr
+    code = ("import sys; from ponder.cli import main; sys.argv = ['ponder', 'run', sys.argv[1], '--store', sys.argv[2], "
+            "'--out', sys.argv[3]]\ntry:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('torch', 'pandas', 'scipy.stats', 'matplotlib') if m in sys.modules), file=sys.stderr)")
+    again = subprocess.run([sys.executable, "-c", code, str(tiny_study), store, out], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.strip().splitlines()[-1] == "[]" and "device:" not in again.stderr
+    assert "12 already in the store, 0 trained" in again.stderr

@@ -77,7 +77,7 @@ def test_chunking_does_not_change_results(tiny_study, tmp_path):
 
 
 def test_failed_population_is_recorded_and_retried(tiny_study, tmp_path, monkeypatch):
-    import ponder.executors.local as local
+    import ponder.train.chunk as local  # the executor takes train_chunk from here when it trains
 
     study = load_study(tiny_study)
     calls = {"n": 0}

@@ -61,13 +61,10 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
     """Train every run of STUDY the store does not have yet, then write its report."""
     _check_run_options(seeds=seeds, device=device, threads=threads, memory=memory, executor=executor,
                        out_dir=out_dir if report else None, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
-    import torch
-
     from ponder.executors import open_executor
     from ponder.store import Store
     from ponder.study import load_study
 
-    torch.set_num_threads(threads or checks.cpus_available())
     names = ALL_STUDIES if study == "all" else [study]
     specs = [load_study(name, quick=quick, seeds=seeds, plugins=plugin) for name in names]  # validate all before training
     if report:  # a report folder ponder may not write is refused now, not after training
@@ -75,10 +72,15 @@ def run(study: str = typer.Argument(..., help="A built-in study name, a .toml pa
 
         for spec in specs:
             check_report_target(Path(out_dir), Path(out_dir) / spec.name, force=force)
-    with open_executor(executor, device=device, address=address, cpus_per_task=cpus_per_task,
-                       gpus_per_task=gpus_per_task, max_retries=retries) as ex, Store(store) as st:
-        if device == "auto":
-            say(f"device: {ex.device} (--device auto)", to_err=True)
+    with open_executor(executor, device=device, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                       max_retries=retries, threads=None if executor == "ray" else threads or checks.cpus_available()
+                       ) as ex, Store(store) as st:
+        if device == "auto":  # the local executor settles it (loading torch) only when there is something to train
+            announce = lambda dev: say(f"device: {dev} (--device auto)", to_err=True)  # noqa: E731
+            if hasattr(ex, "on_device"):
+                ex.on_device = announce
+            else:
+                announce(ex.device)
         for spec in specs:
             _confirm_growth(spec, st, quick=quick, yes=yes or force)
             _run_one(spec, st, store=store, out_dir=out_dir, quick=quick, memory=memory, force=force,

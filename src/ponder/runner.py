@@ -14,14 +14,16 @@ import platform
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ponder.executors import ChunkResult, Executor, LocalExecutor
 from ponder.store import ChunkRows, RunRow, Store
 from ponder.study.checks import check_plan
 from ponder.study.plan import Run, expand, populations
 from ponder.study.spec import Study
-from ponder.train.chunk import ChunkOutput, chunk_size
+
+if TYPE_CHECKING:
+    from ponder.train.chunk import ChunkOutput
 
 __all__ = ["StudyRun", "run_study", "plan_chunks", "chunk_rows", "failed_rows", "KILL_ENV"]
 
@@ -62,6 +64,8 @@ def plan_chunks(pending: list[Run], *, budget: int, slots: int = 1) -> tuple[lis
     so that ``slots`` executors each get work (a population's share of the slots is its share of
     the runs). With one slot, only the memory budget cuts. Returns (chunks, number of populations).
     """
+    from ponder.train.chunk import chunk_size  # torch loads only when something is to be trained
+
     pops = populations(pending)
     chunks = []
     for pop in pops:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from ponder.analysis.lazy import stats  # scipy.stats, loaded on first use
+from ponder.lazy import stats  # scipy.stats, loaded on first use
 
 from ponder.analysis.stats import estimate
 

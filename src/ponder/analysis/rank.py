@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from ponder.analysis.lazy import stats  # scipy.stats, loaded on first use
+from ponder.lazy import stats  # scipy.stats, loaded on first use
 
 from ponder.rng import np_rng_for, stream_seed
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from ponder.analysis.lazy import stats  # scipy.stats, loaded on first use
+from ponder.lazy import stats  # scipy.stats, loaded on first use
 
 __all__ = ["Estimate", "estimate", "Comparison", "paired", "holm", "wilcoxon_floor"]
 

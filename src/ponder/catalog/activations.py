@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
+from ponder.lazy import F, torch  # torch loads on first use: the catalog registers without it
 
 from ponder.registry import register
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from scipy.stats import norm
 
 from ponder import registry

@@ -7,8 +7,7 @@ so accuracy is comparable across losses.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from ponder.lazy import F, torch  # torch loads on first use: the catalog registers without it
 
 from ponder.registry import register
 

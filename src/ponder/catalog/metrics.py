@@ -9,7 +9,7 @@ training loop; the others are measured on the validation and test sets of each t
 
 from __future__ import annotations
 
-import torch
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
 from ponder.registry import register
 

@@ -21,7 +21,8 @@ EXECUTORS = ("local", "ray")
 
 @contextmanager
 def open_executor(name: str, *, device: str = "cpu", address: str | None = None, cpus_per_task: float | None = None,
-                  gpus_per_task: float | None = None, max_retries: int | None = None) -> Iterator[Executor]:
+                  gpus_per_task: float | None = None, max_retries: int | None = None,
+                  threads: int | None = None) -> Iterator[Executor]:
     """The executor called ``name``, ready to train; a Ray instance it started is shut down on exit.
 
     Args:
@@ -32,6 +33,7 @@ def open_executor(name: str, *, device: str = "cpu", address: str | None = None,
         cpus_per_task: Ray only: CPUs per task, also its torch threads (default 1).
         gpus_per_task: Ray only: GPUs per task (default 1 with ``--device cuda``, else 0).
         max_retries: Ray only: how often a failed or killed task is tried again (default 2).
+        threads: Local only: torch's intra-op threads, set when training starts (None: left as they are).
 
     Raises:
         PonderError: an unknown name, a Ray option given to the local executor, Ray missing, or a
@@ -47,7 +49,7 @@ def open_executor(name: str, *, device: str = "cpu", address: str | None = None,
         given = [k for k, v in ray_only.items() if v is not None]
         if given:
             raise PonderError(f"{given[0]} is an option of the Ray executor; add --executor ray or drop {given[0]}")
-        yield LocalExecutor(device)
+        yield LocalExecutor(device, threads=threads)
         return
     from ponder.executors.ray_executor import ray_executor
 

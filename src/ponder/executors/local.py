@@ -8,11 +8,13 @@ writes. A crash in one chunk becomes that chunk's error, so the other chunks are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from ponder.errors import PonderError
 from ponder.study.plan import Run
-from ponder.train.chunk import ChunkOutput, memory_budget, train_chunk
+
+if TYPE_CHECKING:
+    from ponder.train.chunk import ChunkOutput
 
 __all__ = ["ChunkResult", "Executor", "LocalExecutor", "resolve_device", "one_line_error"]
 
@@ -62,21 +64,49 @@ def resolve_device(device: str) -> str:
 
 
 class LocalExecutor:
-    """Trains chunks one after another in this process."""
+    """Trains chunks one after another in this process.
+
+    ``device="auto"`` is settled, and the torch ``threads`` set, when first needed (a budget asked
+    or a chunk trained), so a study with nothing to train never loads torch; ``on_device`` (when
+    set) hears the settled device once. ``cuda`` is checked at once: asked for, it must exist.
+    """
 
     slots = 1
 
-    def __init__(self, device: str = "cpu"):
-        self.device = resolve_device(device)
+    def __init__(self, device: str = "cpu", *, threads: int | None = None):
+        self._asked, self._device, self.threads = device, None, threads
+        if device != "auto":
+            self._device = resolve_device(device) if device != "cpu" else "cpu"
         self.on_epoch: Callable[[int], None] | None = None  # model-epochs finished, as training goes
+        self.on_device: Callable[[str], None] | None = None  # told the device when ``auto`` is settled
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = resolve_device(self._asked)
+            if self.on_device is not None:
+                self.on_device(self._device)
+        return self._device
+
+    def _ready(self) -> str:
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
+            self.threads = None  # once
+        return self.device
 
     def budget(self) -> int:
-        return memory_budget(self.device)
+        from ponder.train.chunk import memory_budget
+
+        return memory_budget(self._ready())
 
     def train(self, chunks: list[list[Run]]) -> Iterator[ChunkResult]:
         for chunk in chunks:
+            from ponder.train.chunk import train_chunk  # torch loads with the first chunk
+
             try:
-                out = train_chunk(chunk, device=self.device, on_epoch=self.on_epoch)
+                out = train_chunk(chunk, device=self._ready(), on_epoch=self.on_epoch)
             except (KeyboardInterrupt, PonderError):
                 raise
             except Exception as exc:  # a crash in one population must not lose the others

@@ -21,7 +21,7 @@ import re
 from typing import Any, Sequence
 
 import numpy as np
-import torch
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
 from ponder import registry
 from ponder.errors import CatalogError
@@ -159,7 +159,7 @@ def derive_seed(generator: torch.Generator) -> int:
 
 
 def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
-         dtype: torch.dtype = torch.float32, **params: Any) -> torch.Tensor:
+         dtype: torch.dtype | None = None, **params: Any) -> torch.Tensor:
     """Draw one weight tensor of ``shape`` with layer initializer ``name``.
 
     Args:
@@ -200,7 +200,7 @@ def init_layer(name: str, shape: Sequence[int], *, generator: torch.Generator, d
 
 
 def init_network(name: str, shapes: Sequence[Sequence[int]], *, generator: torch.Generator,
-                 dtype: torch.dtype = torch.float32, context: dict[str, Any] | None = None,
+                 dtype: torch.dtype | None = None, context: dict[str, Any] | None = None,
                  **params: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(W, b) for every layer of a network, by a network or a layer initializer.
 
@@ -241,7 +241,7 @@ def dense_forward(x: torch.Tensor, act) -> Any:
 
 
 def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Generator,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+              dtype: torch.dtype | None = None) -> torch.Tensor:
     """Draw a layer's bias by ``rule``: zeros, or PyTorch's module default U[-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     if rule == "zeros":
         return torch.zeros(out_features, dtype=dtype)
@@ -252,4 +252,4 @@ def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Gen
 
 
 def as_tensor(arr: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32 if dtype is None else dtype)

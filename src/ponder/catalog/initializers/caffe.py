@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
 from ponder.catalog.initializers.base import check_shape, fans_caffe
 from ponder.errors import CatalogError
@@ -33,20 +33,20 @@ def _norm(shape, variance_norm: str) -> float:
 
 @register("initializer", "caffe.default", law="constant", formula="W = 0 (an unset weight_filler is constant 0)", source=f"{_SRC}; caffe.proto FillerParameter defaults",
           cites="Jia et al. 2014 (Caffe)", sigma_w2="0")
-def default(shape, *, generator, dtype=torch.float32):
+def default(shape, *, generator, dtype=None):
     """What Caffe does when a layer names no ``weight_filler``: constant 0 (weights and bias)."""
     return torch.zeros(check_shape(shape, "caffe.default"), dtype=dtype)
 
 
 @register("initializer", "caffe.constant", law="constant", formula="W = value (default 0)", source=_SRC, cites="Jia et al. 2014 (Caffe)", sigma_w2="0")
-def constant(shape, *, generator, dtype=torch.float32, value: float = 0.0):
+def constant(shape, *, generator, dtype=None, value: float = 0.0):
     """ConstantFiller: every element equals ``value``."""
     return torch.full(check_shape(shape, "caffe.constant"), float(value), dtype=dtype)
 
 
 @register("initializer", "caffe.uniform", law="uniform", formula="W ~ U[min, max], closed interval, default [0, 1]", source=_SRC,
           cites="Jia et al. 2014 (Caffe)", sigma_w2="fan_in (max - min)^2 / 12 (mean (min + max)/2)")
-def uniform(shape, *, generator, dtype=torch.float32, min: float = 0.0, max: float = 1.0):  # noqa: A002 (Caffe's names)
+def uniform(shape, *, generator, dtype=None, min: float = 0.0, max: float = 1.0):  # noqa: A002 (Caffe's names)
     """UniformFiller: U[min, max] with ``max`` reachable (Caffe draws up to nextafter(max)).
 
     Caffe's default [0, 1] has mean 1/2: every unit starts with the same positive bias towards
@@ -60,7 +60,7 @@ def uniform(shape, *, generator, dtype=torch.float32, min: float = 0.0, max: flo
 
 @register("initializer", "caffe.gaussian", law="normal", formula="W ~ N(mean, std^2) (default N(0, 1)); with sparse = s, W *= Bernoulli(s / shape[0])",
           source=_SRC, cites="Jia et al. 2014 (Caffe)", sigma_w2="fan_in std^2 (times s/shape[0] when sparse)")
-def gaussian(shape, *, generator, dtype=torch.float32, mean: float = 0.0, std: float = 1.0, sparse: int = -1):
+def gaussian(shape, *, generator, dtype=None, mean: float = 0.0, std: float = 1.0, sparse: int = -1):
     """GaussianFiller: N(mean, std^2), untruncated; default N(0, 1) (prototxts usually set std 0.01).
 
     With ``sparse >= 0``, each element is then kept with probability p = sparse / shape[0]
@@ -83,7 +83,7 @@ def gaussian(shape, *, generator, dtype=torch.float32, mean: float = 0.0, std: f
 
 @register("initializer", "caffe.positive_unitball", law="positive_unitball", formula="W ~ U[0, 1], then each slice W[i] divided by its sum (sums to 1)",
           source=_SRC, cites="Jia et al. 2014 (Caffe)", sigma_w2="~ 1/(3 fan_in) around mean 1/fan_in")
-def positive_unitball(shape, *, generator, dtype=torch.float32):
+def positive_unitball(shape, *, generator, dtype=None):
     """PositiveUnitballFiller: U[0, 1], then every output's incoming weights are scaled to sum to 1.
 
     An L1 simplex, not a unit L2 ball, despite the name; every weight is positive, so units
@@ -97,7 +97,7 @@ def positive_unitball(shape, *, generator, dtype=torch.float32):
 
 @register("initializer", "caffe.xavier", law="uniform", formula="W ~ U[-sqrt(3/n), sqrt(3/n)], n = fan_in (default) | fan_out | (fan_in+fan_out)/2",
           source=_SRC, cites="Glorot & Bengio 2010, as adapted by Caffe (fan_in only by default)", sigma_w2="1 (fan_in); Glorot only with average")
-def xavier(shape, *, generator, dtype=torch.float32, variance_norm: str = "fan_in"):
+def xavier(shape, *, generator, dtype=None, variance_norm: str = "fan_in"):
     """XavierFiller: U[-a, a], a = sqrt(3 / n). With the default FAN_IN, Var = 1/fan_in.
 
     Faithfulness note: Caffe's default is LeCun-uniform, *not* Glorot's normalized init;
@@ -110,7 +110,7 @@ def xavier(shape, *, generator, dtype=torch.float32, variance_norm: str = "fan_i
 
 @register("initializer", "caffe.msra", law="normal", formula="W ~ N(0, 2/n), n = fan_in (default) | fan_out | (fan_in+fan_out)/2, untruncated",
           source=_SRC, cites="He, Zhang, Ren & Sun 2015", sigma_w2="2 (fan_in)")
-def msra(shape, *, generator, dtype=torch.float32, variance_norm: str = "fan_in"):
+def msra(shape, *, generator, dtype=None, variance_norm: str = "fan_in"):
     """MSRAFiller: N(0, 2/n), untruncated; with the default FAN_IN this is He normal."""
     shape = check_shape(shape, "caffe.msra")
     return torch.empty(shape, dtype=dtype).normal_(0.0, math.sqrt(2.0 / _norm(shape, variance_norm)), generator=generator)
@@ -126,7 +126,7 @@ def bilinear_kernel(k: int) -> torch.Tensor:
 
 @register("initializer", "caffe.bilinear", law="deterministic", formula="W[o, i, y, x] = (1 - |x/f - c|)(1 - |y/f - c|), f = ceil(K/2), c = (K-1)/(2f)",
           source=f"{_SRC} (formula of commit 888597e, Oct 2017)", cites="Long, Shelhamer & Darrell 2015 (upsampling by deconvolution)", sigma_w2="deterministic")
-def bilinear(shape, *, generator, dtype=torch.float32):
+def bilinear(shape, *, generator, dtype=None):
     """BilinearFiller: the same K x K bilinear interpolation kernel in every (out, in) slice.
 
     Caffe accepts only 4-D blobs with square kernels. Meant for deconvolution upsampling with
@@ -136,4 +136,4 @@ def bilinear(shape, *, generator, dtype=torch.float32):
     if len(shape) != 4 or shape[2] != shape[3]:
         raise CatalogError(f"caffe.bilinear needs a 4-D weight with a square kernel (C_out, C_in, K, K), got {shape}")
     prof = bilinear_kernel(shape[3])
-    return torch.outer(prof, prof).to(dtype).expand(shape).contiguous()
+    return torch.outer(prof, prof).to(torch.float32 if dtype is None else dtype).expand(shape).contiguous()

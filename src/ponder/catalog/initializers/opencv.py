@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
 from ponder.catalog.initializers.base import check_shape
 from ponder.errors import CatalogError
@@ -60,7 +60,7 @@ def opencv_layer_sizes(shapes) -> list[int]:
           formula="hidden: u ~ U[-1,1), column / L1(inputs), bias *= G (2j/n2 - 1), G = 0.7 n1^(1/(n2-1)); output layer raw U[-1,1)",
           source="opencv/opencv modules/ml/src/ann_mlp.cpp ANN_MLPImpl::init_weights (4.x)",
           cites="Nguyen & Widrow 1990, as implemented by OpenCV", network=True, bias="own", sigma_w2="~4/(3 n1) hidden; n/3 output")
-def nguyen_widrow(shapes, *, generator, dtype=torch.float32, rng: str = "ponder"):
+def nguyen_widrow(shapes, *, generator, dtype=None, rng: str = "ponder"):
     """OpenCV's Nguyen-Widrow: for each layer (n1 inputs, n2 neurons), G = 0.7 n1^(1/(n2-1)) if n2 > 2 else 1;
     neuron by neuron, n1 + 1 draws u = 2 U[0,1) - 1 (bias last). Hidden layers divide the column
     by the L1 norm of its n1 input weights (bias excluded) and multiply the bias by G (2j/n2 - 1);
@@ -99,7 +99,8 @@ def nguyen_widrow(shapes, *, generator, dtype=torch.float32, rng: str = "ponder"
                     w[k][j] *= s
                 w[n1][j] *= g * (-1 + j * 2.0 / n2)
         full = torch.tensor(w, dtype=torch.float64)
-        out.append((full[:-1].t().contiguous().to(dtype), full[-1].clone().to(dtype)))
+        dt = torch.float32 if dtype is None else dtype
+        out.append((full[:-1].t().contiguous().to(dt), full[-1].clone().to(dt)))
     return out
 
 
@@ -108,7 +109,7 @@ def nguyen_widrow(shapes, *, generator, dtype=torch.float32, rng: str = "ponder"
           source="Nguyen & Widrow 1990, applied to every hidden layer; the output layer is U(-0.5, 0.5)",
           cites="Nguyen & Widrow 1990 (Improving the learning speed of 2-layer neural networks, IJCNN)", network=True, bias="own",
           sigma_w2="N beta^2 / N = beta^2 per unit vector")
-def nguyen_widrow_1990(shapes, *, generator, dtype=torch.float32):
+def nguyen_widrow_1990(shapes, *, generator, dtype=None):
     """The paper's algorithm (inputs assumed in [-1, 1]): for a hidden layer of H units with N inputs,
     draw U(-0.5, 0.5), scale each unit's incoming vector to Euclidean norm beta = 0.7 H^(1/N), and
     draw each bias from U(-beta, beta). The paper treats one hidden layer; ponder applies the rule
@@ -123,5 +124,6 @@ def nguyen_widrow_1990(shapes, *, generator, dtype=torch.float32):
             b = torch.empty(h, dtype=torch.float64).uniform_(-beta, beta, generator=generator)
         else:
             b = torch.empty(h, dtype=torch.float64).uniform_(-0.5, 0.5, generator=generator)
-        out.append((w.to(dtype), b.to(dtype)))
+        dt = torch.float32 if dtype is None else dtype
+        out.append((w.to(dt), b.to(dt)))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
 from ponder.catalog.initializers.base import check_shape, fans_torch
 from ponder.errors import CatalogError
@@ -60,7 +60,7 @@ def _fan(shape, mode: str) -> int:
           source=f"{_SRC}; nn.Linear/nn.ConvNd reset_parameters: kaiming_uniform_(W, a=sqrt(5))",
           cites="LeCun et al. 1998 heuristic as kept from Lua Torch; Glorot & Bengio 2010, eq. 1",
           bias="fan_in_uniform", sigma_w2="1/3")
-def default(shape, *, generator, dtype=torch.float32):
+def default(shape, *, generator, dtype=None):
     """PyTorch's default for Linear and Conv weights: U[-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
     Written in torch as ``kaiming_uniform_(W, a=sqrt(5))``: gain sqrt(2/(1+5)) = 1/sqrt(3),
@@ -72,14 +72,14 @@ def default(shape, *, generator, dtype=torch.float32):
 
 @register("initializer", "torch.uniform", law="uniform", formula="W ~ U[a, b), defaults a = 0, b = 1", source=_SRC,
           cites="PyTorch nn.init.uniform_", sigma_w2="fan_in (b - a)^2 / 12")
-def uniform(shape, *, generator, dtype=torch.float32, a: float = 0.0, b: float = 1.0):
+def uniform(shape, *, generator, dtype=None, a: float = 0.0, b: float = 1.0):
     """``uniform_``: U[a, b), defaults [0, 1). Note the non-zero mean of the default."""
     return torch.empty(check_shape(shape, "torch.uniform"), dtype=dtype).uniform_(a, b, generator=generator)
 
 
 @register("initializer", "torch.normal", law="normal", formula="W ~ N(mean, std^2), defaults N(0, 1)", source=_SRC,
           cites="PyTorch nn.init.normal_", sigma_w2="fan_in std^2")
-def normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, std: float = 1.0):
+def normal(shape, *, generator, dtype=None, mean: float = 0.0, std: float = 1.0):
     """``normal_``: N(mean, std^2), default N(0, 1)."""
     return torch.empty(check_shape(shape, "torch.normal"), dtype=dtype).normal_(mean, std, generator=generator)
 
@@ -87,7 +87,7 @@ def normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, std: flo
 @register("initializer", "torch.trunc_normal", law="truncated_normal_abs", formula="W ~ N(mean, std^2) restricted to [a, b] (absolute bounds, default [-2, 2])",
           source=f"{_SRC} trunc_normal_ (delegated: its sampler changed across releases)",
           cites="PyTorch nn.init.trunc_normal_", sigma_w2="fan_in Var(TN)")
-def trunc_normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+def trunc_normal(shape, *, generator, dtype=None, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                  b: float = 2.0):
     """``trunc_normal_``: normal restricted to [a, b]; a and b are absolute values, not multiples of std.
 
@@ -98,26 +98,26 @@ def trunc_normal(shape, *, generator, dtype=torch.float32, mean: float = 0.0, st
 
 
 @register("initializer", "torch.constant", law="constant", formula="W = val", source=_SRC, cites="PyTorch nn.init.constant_", sigma_w2="0")
-def constant(shape, *, generator, dtype=torch.float32, val: float = 0.0):
+def constant(shape, *, generator, dtype=None, val: float = 0.0):
     """``constant_``: every weight equals ``val``; draws nothing."""
     return torch.full(check_shape(shape, "torch.constant"), float(val), dtype=dtype)
 
 
 @register("initializer", "torch.ones", law="constant", formula="W = 1", source=_SRC, cites="PyTorch nn.init.ones_", sigma_w2="0")
-def ones(shape, *, generator, dtype=torch.float32):
+def ones(shape, *, generator, dtype=None):
     """``ones_``: every weight is 1 (all units identical: symmetry is never broken)."""
     return torch.ones(check_shape(shape, "torch.ones"), dtype=dtype)
 
 
 @register("initializer", "torch.zeros", law="constant", formula="W = 0", source=_SRC, cites="PyTorch nn.init.zeros_", sigma_w2="0")
-def zeros(shape, *, generator, dtype=torch.float32):
+def zeros(shape, *, generator, dtype=None):
     """``zeros_``: every weight is 0 (no gradient reaches hidden layers of a deep net)."""
     return torch.zeros(check_shape(shape, "torch.zeros"), dtype=dtype)
 
 
 @register("initializer", "torch.eye", law="deterministic", formula="W = I (rows x cols, ones on the main diagonal)", source=_SRC,
           cites="PyTorch nn.init.eye_; Le, Jaitly & Hinton 2015 (identity init)", sigma_w2="fan_in / max(rows, cols) ... 1")
-def eye(shape, *, generator, dtype=torch.float32):
+def eye(shape, *, generator, dtype=None):
     """``eye_``: the identity matrix (2-D weights only), preserving inputs in linear layers."""
     if len(shape) != 2:
         raise CatalogError(f"torch.eye needs a 2-D weight, got shape {tuple(shape)}")
@@ -126,7 +126,7 @@ def eye(shape, *, generator, dtype=torch.float32):
 
 @register("initializer", "torch.dirac", law="deterministic", formula="W[g*o/g + d, d, centre] = 1, else 0", source=_SRC,
           cites="PyTorch nn.init.dirac_ (identity-preserving convolution)", sigma_w2="1/prod(k) per filter")
-def dirac(shape, *, generator, dtype=torch.float32, groups: int = 1):
+def dirac(shape, *, generator, dtype=None, groups: int = 1):
     """``dirac_``: a convolution that copies its input channels (3-, 4- or 5-D weights)."""
     if len(shape) not in (3, 4, 5):
         raise CatalogError(f"torch.dirac needs a 3-, 4- or 5-D conv weight, got shape {tuple(shape)}")
@@ -143,7 +143,7 @@ def dirac(shape, *, generator, dtype=torch.float32, groups: int = 1):
 
 @register("initializer", "torch.xavier_uniform", law="uniform", formula="W ~ U[-L, L), L = gain sqrt(6 / (fan_in + fan_out))",
           source=_SRC, cites="Glorot & Bengio 2010 (normalized initialization, eq. 16)", sigma_w2="2 fan_in / (fan_in + fan_out)")
-def xavier_uniform(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
+def xavier_uniform(shape, *, generator, dtype=None, gain: float = 1.0):
     """``xavier_uniform_``: Glorot's normalized uniform, U[-L, L), L = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = fans_torch(shape)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -153,7 +153,7 @@ def xavier_uniform(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
 
 @register("initializer", "torch.xavier_normal", law="normal", formula="W ~ N(0, gain^2 2 / (fan_in + fan_out)), untruncated",
           source=_SRC, cites="Glorot & Bengio 2010", sigma_w2="2 fan_in / (fan_in + fan_out)")
-def xavier_normal(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
+def xavier_normal(shape, *, generator, dtype=None, gain: float = 1.0):
     """``xavier_normal_``: N(0, 2 gain^2 / (fan_in + fan_out)), untruncated (Keras's glorot_normal truncates)."""
     fan_in, fan_out = fans_torch(shape)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -162,7 +162,7 @@ def xavier_normal(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
 
 @register("initializer", "torch.kaiming_uniform", law="uniform", formula="W ~ U[-sqrt(3) g / sqrt(fan), +), g = calculate_gain(nonlinearity, a)",
           source=_SRC, cites="He, Zhang, Ren & Sun 2015 (Delving deep into rectifiers)", sigma_w2="g^2 (2 for relu, a = 0)")
-def kaiming_uniform(shape, *, generator, dtype=torch.float32, a: float = 0.0, mode: str = "fan_in",
+def kaiming_uniform(shape, *, generator, dtype=None, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu"):
     """``kaiming_uniform_``: U[-b, b) with b = sqrt(3) * gain / sqrt(fan); gain = calculate_gain(nonlinearity, a).
 
@@ -177,7 +177,7 @@ def kaiming_uniform(shape, *, generator, dtype=torch.float32, a: float = 0.0, mo
 
 @register("initializer", "torch.kaiming_normal", law="normal", formula="W ~ N(0, g^2 / fan), untruncated, g = calculate_gain(nonlinearity, a)",
           source=_SRC, cites="He, Zhang, Ren & Sun 2015 (Delving deep into rectifiers)", sigma_w2="g^2 (2 for relu, a = 0)")
-def kaiming_normal(shape, *, generator, dtype=torch.float32, a: float = 0.0, mode: str = "fan_in",
+def kaiming_normal(shape, *, generator, dtype=None, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu"):
     """``kaiming_normal_``: N(0, gain^2 / fan), untruncated; defaults give He normal N(0, 2 / fan_in).
 
@@ -190,7 +190,7 @@ def kaiming_normal(shape, *, generator, dtype=torch.float32, a: float = 0.0, mod
 
 @register("initializer", "torch.orthogonal", law="orthogonal", formula="W = gain Q, Q from the QR of a (rows, prod(rest)) N(0, 1) matrix, sign-fixed",
           source=f"{_SRC} orthogonal_ (delegated)", cites="Saxe, McClelland & Ganguli 2014", sigma_w2="gain^2 fan_in / max(rows, cols)")
-def orthogonal(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
+def orthogonal(shape, *, generator, dtype=None, gain: float = 1.0):
     """``orthogonal_``: a (semi-)orthogonal matrix on ``(shape[0], prod(shape[1:]))``, times ``gain``.
 
     Flattens trailing dimensions (the opposite grouping from Keras's Orthogonal).
@@ -202,7 +202,7 @@ def orthogonal(shape, *, generator, dtype=torch.float32, gain: float = 1.0):
 @register("initializer", "torch.sparse", law="sparse_normal", formula="W ~ N(0, std^2), then ceil(sparsity rows) zeros per column",
           source=f"{_SRC} sparse_, with the zero positions drawn from the given generator",
           cites="Martens 2010 (Deep learning via Hessian-free optimization)", sigma_w2="fan_in std^2 (1 - sparsity)")
-def sparse(shape, *, generator, dtype=torch.float32, sparsity: float = 0.1, std: float = 0.01):
+def sparse(shape, *, generator, dtype=None, sparsity: float = 0.1, std: float = 0.01):
     """``sparse_``: N(0, std^2) with exactly ceil(sparsity * rows) zeros in every column (2-D only).
 
     Differs from torch: the zero positions come from the given generator, not the global RNG,
