@@ -126,8 +126,17 @@ def test_threads_set_torch_when_training_starts(threads, expected, monkeypatch, 
     with nothing to train never sets it (nor loads torch for it)."""
     import torch
 
+    import ponder.train.chunk as chunk
+
     calls: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    real = chunk.train_chunk
+
+    def first_set(runs, **kw):
+        assert calls, "a chunk trained before --threads reached torch"
+        return real(runs, **kw)
+
+    monkeypatch.setattr(chunk, "train_chunk", first_set)
     argv = ["run", str(tiny_study), "--store", tmp_path / "s.duckdb", "--out", tmp_path / "r", "--no-report"]
     argv += ["--threads", threads] if threads else []
     code, _, err = ponder(argv, capsys)
@@ -135,6 +144,12 @@ def test_threads_set_torch_when_training_starts(threads, expected, monkeypatch, 
     assert calls == [checks.cpus_available() if expected == "all" else expected]
     code, _, err = ponder(argv, capsys)
     assert code == 0 and "0 trained" in err and calls == [checks.cpus_available() if expected == "all" else expected]
+
+
+def test_threads_belong_to_the_local_executor(capsys, tmp_path):
+    code, _, err = ponder(["run", "quickstart", "--executor", "ray", "--threads", "1", "--store", tmp_path / "s.duckdb"],
+                          capsys)
+    assert code == 2 and "--threads sets the torch threads of the local executor" in err and "--cpus-per-task" in err
 
 
 def test_run_device_defaults_to_auto():

@@ -248,7 +248,8 @@ def test_autograd_fallback_writes_the_same_gradients():
     assert float((a - b).abs().max()) < 1e-12 and float((grads[0] - grads[1]).abs().max()) < 1e-10
 
 
-@pytest.mark.parametrize("name,activation,chunk", [("mlp", "relu", None), ("mlp", "tanh", 2), ("cnn1d", "relu", None),
+@pytest.mark.parametrize("name,activation,chunk", [("mlp", "relu", None), ("mlp", "relu", 2), ("mlp", "tanh", 2),
+                                                   ("cnn1d", "relu", None),
                                                    ("cnn1d", "tanh", 2), ("cnn2d-3ch-odd", "relu", 1),
                                                    ("cnn1d-tiny", "gelu", None)])
 def test_layer_probes_through_the_hand_written_step_equal_autograd(monkeypatch, name, activation, chunk):

@@ -152,6 +152,7 @@ def test_dense_step_in_chunks_of_models_gives_the_same_bits(monkeypatch, activat
     assert dense._chunk(layers, m, bsz) == 2  # 7 models in chunks of 2 + 2 + 2 + 1
     loss, grad = run(2 * bsz * 16)
     assert torch.equal(loss, whole_loss) and torch.equal(grad, whole_grad)
+    assert dense._chunk(layers, 0, bsz) == 1 and dense._chunk(layers, m, 0) == m  # no division by an empty shape
 
 
 @pytest.mark.parametrize("arch,activation", [("mlp", "relu"), ("mlp", "tanh"), ("mlp", "gelu"), ("cnn1d", "relu")])

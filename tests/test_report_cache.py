@@ -207,11 +207,39 @@ def test_a_broken_or_unwritable_report_cache_only_costs_the_work(synthetic_store
         (entry / "analysis.pkl").write_bytes(b"\x80\x05truncated")
         second = html.write_report(st, "tiny", tmp_path / "b").parent  # unreadable entry: computed afresh
         assert _files(first) == _files(second)
+        assert memo.load(entry.name) is not None  # ... and kept again in its place
+        with monkeypatch.context() as m:
+            m.setattr("ponder.analysis.summary.analyze", lambda *a, **k: pytest.fail("analyzed again"))
+            assert _files(first) == _files(html.write_report(st, "tiny", tmp_path / "b2").parent)
         blocker = tmp_path / "blocked"
         blocker.write_text("a file where the cache folder would be")
         monkeypatch.setenv("PONDER_CACHE", str(blocker))
         third = html.write_report(st, "tiny", tmp_path / "c").parent  # nothing can be kept: the report is written
         assert _files(first) == _files(third) and memo.load(memo.memo_key("x")) is None
+
+
+def test_the_kept_parts_belong_to_the_loaded_initializers_and_libraries(own_registry, monkeypatch):
+    """The folklore table and the weight histograms sample every loaded initializer, and the statistics come from
+    scipy, statsmodels and baycomp: another initializer (a plugin) or another library version is another entry."""
+    import importlib.metadata
+
+    from ponder import registry
+    from ponder.reporting import memo
+
+    before = memo.memo_key("f")
+    assert memo.memo_key("f") == before and memo.memo_key("g") != before
+
+    @registry.register("initializer", "mine.tiny", law="normal", formula="N(0, 0.01)", source="a test",
+                       cites="none", sigma_w2="0.01")
+    def tiny(shape, *, generator, dtype=None):
+        raise AssertionError("not called")
+
+    assert memo.memo_key("f") != before
+    registry._REGISTRY["initializer"].pop("mine.tiny", None)  # own_registry also restores it
+    assert memo.memo_key("f") == before
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9" if name == "statsmodels" else real(name))
+    assert memo.memo_key("f") != before
 
 
 def test_a_report_with_a_figure_not_drawn_is_not_kept_and_old_entries_are_pruned(tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ import typer
 from ponder.commands import atlas, checks, study as study_cmds, theory
 from ponder.commands.boundary import exit_code_for
 from ponder.commands.console import err, out, say
+from ponder.errors import PonderError
 
 __all__ = ["app", "main", "run", "ALL_STUDIES", "COMMANDS", "THEORY_COMMANDS"]
 
@@ -96,6 +97,9 @@ def _check_run_options(*, seeds: Optional[int], device: str, threads: Optional[i
     checks.integer("--threads", threads, lo=1, hi=checks.cpus_available(), why="the CPUs this process may use")
     checks.number("--memory", memory, above=0.0, unit=" GiB")
     checks.choice("executor", executor, EXECUTORS)
+    if executor == "ray" and threads is not None:
+        raise PonderError("--threads sets the torch threads of the local executor; Ray tasks take theirs from "
+                          "--cpus-per-task (drop --threads)")
     checks.number("--cpus-per-task", cpus_per_task, above=0.0)
     checks.number("--gpus-per-task", gpus_per_task, lo=0.0)
     if out_dir is not None:

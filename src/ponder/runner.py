@@ -45,6 +45,7 @@ def environment(device: str, threads: int) -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform(), "device": device,
             "threads": threads, "cpus": os.cpu_count()}
 
+
 @dataclass
 class StudyRun:
     """What :func:`run_study` did."""
@@ -139,8 +140,9 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     """Train every run of ``study`` that ``store`` does not have yet, writing each chunk as it finishes.
 
     Args:
-        executor: Where chunks train (default: a :class:`LocalExecutor` on ``device``); it settled
-            its device when it was built. Only this function writes the store, whatever the executor.
+        executor: Where chunks train (default: a :class:`LocalExecutor` on ``device``; asked for its budget
+            before anything else is loaded, when there is something to train, which settles the local one's
+            device and threads). Only this function writes the store, whatever the executor.
         device: The local executor's device when ``executor`` is None.
         memory: Memory budget in bytes for one chunk (default: the executor's).
         progress: Called with (model-epochs trained so far, model-epochs pending in total): after every
@@ -151,11 +153,12 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     runs = expand(study)
     done = store.finished([r.id for r in runs])
     pending = [r for r in runs if r.id not in done]
+    budget = executor.budget() if pending else 0  # first: the local executor settles its device and threads here
     if pending:  # a plan whose every run is stored was checked when they trained; its data need not be loaded
         check_plan(study, runs, force=force)
     store.save_plan(name=study.name, question=study.question, spec=study.model_dump() | {"directions": study.directions},
                     source=study.source, quick=quick, runs=runs)
-    chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else executor.budget(),
+    chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else budget,
                                  slots=executor.slots) if pending else ([], 0)
     failed = 0
     errors: dict[str, int] = {}

@@ -180,13 +180,12 @@ class Store:
                   runs: Iterable[Any]) -> None:
         """Record a study and the runs of its current plan (replacing an older plan; nothing is written when the
         stored plan is this one, so a rerun that trains nothing writes nothing)."""
-        runs = list(runs)
-        if self._plan_stored(name, [question, json.dumps(spec, default=str), source, quick], [r.id for r in runs]):
+        plan = sorted((r.id, r.arm.label, json.dumps(r.arm.as_dict()), json.dumps(dict(r.tuned)), r.seed) for r in runs)
+        if self._plan_stored(name, [question, json.dumps(spec, default=str), source, quick], plan):
             return
         import pandas as pd  # loaded only when something is written
 
-        rows = pd.DataFrame([{"study": name, "run_id": r.id, "arm": r.arm.label, "arm_json": json.dumps(r.arm.as_dict()),
-                              "tuned_json": json.dumps(dict(r.tuned)), "seed": r.seed} for r in runs])
+        rows = pd.DataFrame(plan, columns=["run_id", "arm", "arm_json", "tuned_json", "seed"]).assign(study=name)
         with self._transaction():
             self.con.execute("DELETE FROM studies WHERE name = ?", [name])
             self.con.execute("INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?)",
@@ -199,15 +198,15 @@ class Store:
                 self.con.execute("INSERT INTO plans SELECT DISTINCT study, ?, run_id, ? FROM plan_rows", [quick, _now()])
                 self.con.unregister("plan_rows")
 
-    def _plan_stored(self, name: str, study_row: list[Any], run_ids: list[str]) -> bool:
-        """Whether ``studies`` holds this row (question, spec, source, mode) and both the study's runs and this
-        mode's plan are exactly ``run_ids``."""
+    def _plan_stored(self, name: str, study_row: list[Any], plan: list[tuple]) -> bool:
+        """Whether ``studies`` holds this row (question, spec, source, mode), the study's runs are exactly ``plan``
+        (run id, arm, arm JSON, tuned JSON, seed; sorted) and this mode's plan has exactly its run ids."""
         row = self.con.execute("SELECT question, spec_json, source, quick FROM studies WHERE name = ?", [name]).fetchone()
-        ids = [(i,) for i in sorted(run_ids)]
         return (row is not None and list(row) == study_row
-                and self.con.execute("SELECT run_id FROM study_runs WHERE study = ? ORDER BY 1", [name]).fetchall() == ids
+                and self.con.execute("SELECT run_id, arm, arm_json, tuned_json, seed FROM study_runs WHERE study = ? "
+                                     "ORDER BY 1, 2, 3, 4, 5", [name]).fetchall() == plan
                 and self.con.execute("SELECT run_id FROM plans WHERE study = ? AND quick = ? ORDER BY 1",
-                                     [name, study_row[3]]).fetchall() == ids)
+                                     [name, study_row[3]]).fetchall() == [(p[0],) for p in plan])
 
     def save_chunk(self, rows: ChunkRows, *, before_commit: Callable[[], None] | None = None) -> None:
         """Write a chunk's finished runs with all their records in one transaction.

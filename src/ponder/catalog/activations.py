@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 from ponder.lazy import F, torch  # torch loads on first use: the catalog registers without it
-
 from ponder.registry import register
 
 __all__: list[str] = []

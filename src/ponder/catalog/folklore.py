@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from scipy.stats import norm
 
 from ponder import registry
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from ponder.catalog.initializers.base import init_network
 
 __all__ = ["exact_fraction", "NearZero", "near_zero_table", "verdict", "LAWS"]

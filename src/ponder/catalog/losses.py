@@ -8,7 +8,6 @@ so accuracy is comparable across losses.
 from __future__ import annotations
 
 from ponder.lazy import F, torch  # torch loads on first use: the catalog registers without it
-
 from ponder.registry import register
 
 __all__: list[str] = []

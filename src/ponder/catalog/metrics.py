@@ -10,7 +10,6 @@ training loop; the others are measured on the validation and test sets of each t
 from __future__ import annotations
 
 from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
-
 from ponder.registry import register
 
 __all__ = ["ECE_BINS", "expected_calibration_error"]

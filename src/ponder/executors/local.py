@@ -41,7 +41,7 @@ class Executor(Protocol):
     touches the store.
     """
 
-    device: str  # "cpu" or "cuda", settled at construction
+    device: str  # "cpu" or "cuda": settled at construction, or (local, ``auto``) when first read
     slots: int  # chunks it can train at once; populations are split to give each slot work
 
     def budget(self) -> int: ...

@@ -90,8 +90,12 @@ def _parts(store: Store, name: str, folder: Path, fingerprint: str, analysis: An
     entry = memo.load(key)  # this study state reported before (into any folder): its analysis and figures
     if entry is not None:
         claim(folder, kind="study", study=name)
-        an = analysis if analysis is not None else entry["analysis"]
-        return an, entry["folklore"], memo.restore_figures(entry, folder)
+        try:
+            figures = memo.restore_figures(entry, folder)
+        except OSError:  # the entry went away meanwhile (pruned by another report): computed below
+            pass
+        else:
+            return (analysis if analysis is not None else entry["analysis"]), entry["folklore"], figures
     from ponder.analysis import analyze  # the statistics and figure libraries load only when a report is made
     from ponder.reporting.figures import draw_figures
 

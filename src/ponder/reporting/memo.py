@@ -36,15 +36,26 @@ KEEP = 16  # entries kept (a quickstart's is about 2 MB)
 FORMAT = 1
 
 
+LIBRARIES = ("matplotlib", "pandas", "numpy", "torch", "scipy", "statsmodels", "baycomp")  # what draws or computes parts
+
+
 def memo_key(fingerprint: str) -> str:
-    """The entry of a report whose analysis fingerprint is ``fingerprint``, made by this code and these libraries."""
-    from importlib.metadata import version
+    """The entry of a report whose analysis fingerprint is ``fingerprint``, made by this code, these libraries and
+    these initializers (the folklore table and the weight histograms sample every initializer loaded, plugins too)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    from ponder import __version__
+    from ponder import __version__, registry
 
-    libs = {name: version(name) for name in ("matplotlib", "pandas", "numpy")}
-    blob = json.dumps({"fingerprint": fingerprint, "ponder": __version__, "source": _source_hash(), "libs": libs,
-                       "format": FORMAT}, sort_keys=True)
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
+    blob = json.dumps({"fingerprint": fingerprint, "ponder": __version__, "source": _source_hash(), "format": FORMAT,
+                       "libs": {name: installed(name) for name in LIBRARIES},
+                       "initializers": sorted((e.name, e.identity) for e in registry.entries("initializer"))},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -74,7 +85,10 @@ def load(key: str) -> dict[str, Any] | None:
         with open(folder / "analysis.pkl", "rb") as fh:
             kept = pickle.load(fh)  # noqa: S301  (written by ponder into its own cache folder)
         os.utime(folder)  # recently used: kept when older entries are pruned
-    except Exception:  # noqa: BLE001  (missing, truncated, from another version: computed again)
+    except FileNotFoundError:  # never kept (or pruned meanwhile)
+        return None
+    except Exception:  # noqa: BLE001  (truncated or otherwise unreadable: dropped, so this report keeps a new one)
+        shutil.rmtree(folder, ignore_errors=True)
         return None
     return {"analysis": kept["analysis"], "folklore": kept["folklore"], "figures": meta["figures"], "folder": folder}
 

@@ -65,6 +65,8 @@ def loss_delta(logits: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tupl
 def _chunk(layers: tuple[Layer, ...], m: int, bsz: int) -> int:
     """Models per chunk: the largest activation of a chunk stays under :data:`CHUNK_ELEMENTS`, in equal chunks."""
     per_model = bsz * max(layer.out_shape[0] for layer in layers)
+    if m <= 1 or per_model == 0:  # one model, or an empty batch: one piece
+        return max(m, 1)
     size = max(1, min(m, CHUNK_ELEMENTS // per_model))
     return -(-m // -(-m // size))  # equal chunks: 300 models in 100 + 100 + 100, not 128 + 128 + 44
 
@@ -91,7 +93,7 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
         masks = [dropout(x.new_empty(()).expand(m, bsz, layer.out_shape[0]), i)
                  for i, layer in enumerate(layers) if layer.hidden]
     size = _chunk(layers, m, bsz) if x.device.type == "cpu" else m  # measured on CPUs only
-    if size == m:
+    if size >= m:
         return _step(views, grad_views, layers, x, y, act, kind, loss_fn, masks,
                      (lambda rec, z: observe(slice(0, m), rec, z)) if observe is not None else None)
     out = []

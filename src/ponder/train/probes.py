@@ -29,7 +29,8 @@ def layer_stats(params: Params, layers, act, loss_fn, x: torch.Tensor, y: torch.
     models; other models, devices and callers without it go through autograd. Both give the
     same statistics up to float rounding (tested).
     """
-    if act_name is not None and x.device.type == "cpu" and (is_dense(layers) or is_conv(layers)):
+    by_hand = is_dense(layers) or is_conv(layers)
+    if by_hand and act_name is not None and x.device.type == "cpu" and x.shape[0] and x.shape[1]:
         return _by_hand(params, layers, act, act_name, loss_fn, x, y)
     record: list[tuple[torch.Tensor, torch.Tensor]] = []
     with torch.enable_grad():

@@ -21,9 +21,9 @@ import re
 from typing import Any, Sequence
 
 import numpy as np
-from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
 from ponder import registry
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from ponder.errors import CatalogError
 
 __all__ = ["dense_forward", "parse_init", "check_params", "fans_torch", "fans_caffe", "fans_keras", "to_keras_layout", "from_keras_layout", "init", "init_network",
@@ -166,7 +166,7 @@ def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
         name: A catalog initializer name (``ponder list initializers``).
         shape: Per-model weight shape in PyTorch layout.
         generator: The only source of randomness.
-        dtype: Floating dtype of the result.
+        dtype: Floating dtype of the result (None: float32).
         **params: The initializer's parameters.
 
     Returns:
@@ -183,7 +183,7 @@ def _call_layer(name: str, shape: Sequence[int], *, generator, dtype, **params):
     if generator is None:
         raise CatalogError(f"initializer {name!r} needs an explicit generator (ponder never uses the global RNG)")
     try:
-        return entry.fn(tuple(int(s) for s in shape), generator=generator, dtype=dtype, **params)
+        return entry.fn(tuple(int(s) for s in shape), generator=generator, dtype=_dtype(dtype), **params)
     except TypeError as exc:
         raise CatalogError(f"initializer {name!r} got bad parameters {sorted(params)}: {exc}") from None
 
@@ -216,6 +216,7 @@ def init_network(name: str, shapes: Sequence[Sequence[int]], *, generator: torch
     if missing:
         raise CatalogError(f"initializer {name!r} needs {', '.join(missing)} to draw weights")
     extra = {n: context[n] for n in needs}
+    dtype = _dtype(dtype)
     if entry.facts.network:
         try:
             return entry.fn([tuple(s) for s in shapes], generator=generator, dtype=dtype, **extra, **params)
@@ -243,6 +244,7 @@ def dense_forward(x: torch.Tensor, act) -> Any:
 def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Generator,
               dtype: torch.dtype | None = None) -> torch.Tensor:
     """Draw a layer's bias by ``rule``: zeros, or PyTorch's module default U[-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    dtype = _dtype(dtype)
     if rule == "zeros":
         return torch.zeros(out_features, dtype=dtype)
     if rule == "fan_in_uniform":
@@ -251,5 +253,11 @@ def draw_bias(rule: str, out_features: int, fan_in: int, *, generator: torch.Gen
     raise CatalogError(f"unknown bias rule {rule!r}; expected one of {BIAS_RULES}")
 
 
-def as_tensor(arr: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32 if dtype is None else dtype)
+def as_tensor(arr: np.ndarray, dtype: torch.dtype | None) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(_dtype(dtype))
+
+
+def _dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """float32 where a caller left the dtype out: every entry, a plugin's too, is called with a real dtype (the
+    defaults are None only so that the catalog registers without loading torch)."""
+    return torch.float32 if dtype is None else dtype

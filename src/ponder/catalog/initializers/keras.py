@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from ponder.catalog.initializers.base import derive_seed, fans_keras, from_keras_layout, to_keras_layout
 from ponder.errors import CatalogError
 from ponder.registry import register

@@ -7,9 +7,8 @@ import math
 from functools import lru_cache
 from typing import Callable
 
-from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
-
 from ponder import registry
+from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from ponder.catalog.initializers.base import check_shape, fans_torch
 from ponder.errors import CatalogError
 from ponder.registry import register

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
-
 from ponder.catalog.initializers.base import check_shape, fans_torch
 from ponder.errors import CatalogError
 from ponder.registry import alias, register
