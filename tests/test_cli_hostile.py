@@ -264,3 +264,24 @@ def test_list_json_and_pattern(capsys):
 def test_bare_ponder_shows_help_with_exit_2(capsys):
     code, out, err = ponder([], capsys)
     assert code == 2 and "Usage" in out + err and "error:" not in err
+
+
+def test_ctrl_c_while_the_report_is_written_says_what_is_kept(monkeypatch, capsys, tmp_path, tiny_study):
+    """Interrupted after training, while the report is written: one sentence, exit 130, every run stored, and the
+    same command writes the report without training."""
+    from ponder import reporting
+
+    real = reporting.write_report
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reporting, "write_report", interrupted)
+    argv = ["run", str(tiny_study), "--store", tmp_path / "s.duckdb", "--out", tmp_path / "r"]
+    code, _, err = ponder(argv, capsys)
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"interrupted while writing the report: every run is kept in "
+                                            f"{tmp_path / 's.duckdb'}; run the same command again to write it")
+    monkeypatch.setattr(reporting, "write_report", real)
+    code, out, err = ponder(argv, capsys)
+    assert code == 0 and "12 already in the store, 0 trained" in err and "report:" in out

@@ -311,3 +311,34 @@ def test_a_rerun_that_trains_nothing_loads_no_torch(tiny_study, tmp_path, cli):
     assert again.returncode == 0, again.stderr
     assert again.stderr.strip().splitlines()[-1] == "[]" and "device:" not in again.stderr
     assert "12 already in the store, 0 trained" in again.stderr
+
+
+def _interrupt_parent(an, path):
+    """A figure that presses Ctrl-C on the process drawing the report, then would take minutes."""
+    import signal
+    import time
+
+    os.kill(os.getppid(), signal.SIGINT)
+    time.sleep(300)
+
+
+def test_ctrl_c_while_figures_are_drawn_stops_the_workers_and_raises(synthetic_store, make_spec, tmp_path, monkeypatch):
+    """Ctrl-C during the forked figure drawing raises KeyboardInterrupt in the parent at once and leaves no worker
+    behind (it used to leave the pool's queue locked and every process waiting for ever)."""
+    import multiprocessing
+    import signal
+    import time
+
+    from ponder.analysis import analyze
+    from ponder.reporting import figures
+
+    monkeypatch.setattr(figures, "FIGURES", (figures.Figure("stuck.png", _interrupt_parent, "never drawn", cost=9),)
+                        + figures.FIGURES)
+    with synthetic_store(make_spec(seeds=3, tune=None), _value) as st:
+        an = analyze(st, "tiny")
+    handler = signal.getsignal(signal.SIGINT)
+    t = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        figures.draw_figures(an, tmp_path, workers=2)
+    assert time.monotonic() - t < 200  # not the figure's 300 s: the workers were stopped
+    assert multiprocessing.active_children() == [] and signal.getsignal(signal.SIGINT) is handler

@@ -174,7 +174,12 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, memory, force: 
     for error, n in res.errors.items():
         err.print(f"  {n} runs failed: {error} (the same command retries them)")
     if report:
-        path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]), force=force)
+        try:
+            path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]), force=force)
+        except KeyboardInterrupt:
+            err.print(f"interrupted while writing the report: every run is kept in {store}; run the same command "
+                      "again to write it")
+            raise typer.Exit(130)
         stored = st.analysis(spec.name)  # the analysis object write_report kept with the study
         if stored is not None:
             out.print(stored[1]["headline"], soft_wrap=True)

@@ -157,8 +157,11 @@ _JOB: tuple[list[Figure], Analysis, Path] | None = None  # a worker's job, set b
 def _worker_start(todo: list[Figure], an: Analysis, folder: Path) -> None:
     """In a forked worker: keep the job (inherited from the parent at fork, never pickled) and, when torch is
     loaded, use one thread, as DataLoader workers do: a forked child must not use the parent's OpenMP pool."""
+    import signal
+
     global _JOB
     _JOB = (todo, an, folder)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the workers)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
@@ -175,12 +178,39 @@ def _draw_forked(todo: list[Figure], an: Analysis, folder: Path, n: int) -> list
     The job reaches the workers as their initializer's arguments, which a fork passes by memory,
     so only indices, file names and errors cross between processes; a worker that dies raises
     ``BrokenProcessPool`` here instead of hanging.
+
+    Ctrl-C (SIGINT) while they draw stops the workers and raises ``KeyboardInterrupt`` here once the
+    pool has noticed: a KeyboardInterrupt raised at an arbitrary point of the pool's own queue code
+    can leave a lock held and every process waiting on it (seen: a report interrupted for good).
     """
     import multiprocessing
+    import signal
+    import threading
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     order = sorted(range(len(todo)), key=lambda i: -todo[i].cost)
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
-                             initargs=(todo, an, folder)) as pool:
-        done = dict(zip(order, pool.map(_draw_at, order)))
+    interrupted: list[int] = []
+
+    def stop(signum, frame) -> None:  # runs in this thread between bytecodes: no exception raised mid-queue-call
+        interrupted.append(signum)
+        for child in multiprocessing.active_children():
+            child.terminate()
+
+    previous = signal.getsignal(signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread() and previous is not signal.SIG_IGN
+    if main:  # (a process told to ignore Ctrl-C, e.g. started in the background by a shell, keeps ignoring it)
+        signal.signal(signal.SIGINT, stop)
+    try:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
+                                 initargs=(todo, an, folder)) as pool:
+            done = dict(zip(order, pool.map(_draw_at, order)))
+    except BrokenProcessPool:
+        if not interrupted:
+            raise
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
     return [done[i] for i in range(len(todo))]
