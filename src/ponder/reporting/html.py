@@ -123,14 +123,18 @@ def _default_command(an: Analysis, store: Store) -> str:
     return f"ponder run {source}{' --quick' if an.study['quick'] else ''} --store {store.path}"
 
 
-def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str, folklore: dict | None = None) -> str:
+_COMPUTE = object()  # study_html's folklore when the caller has none: computed there
+
+
+def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str, folklore: dict | None | object = _COMPUTE
+               ) -> str:
     """The study page.
 
     Args:
         an: The study's analysis.
         figures: ``{"file", "caption"}`` per figure, in page order.
         command: The command that reproduces the study.
-        folklore: The near-zero folklore table when the caller computed it (else computed here).
+        folklore: The near-zero folklore table (None: the study has none) when the caller has it, else computed here.
 
     Returns:
         The page's HTML.
@@ -142,7 +146,7 @@ def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str, fol
     shift_cols, shift_rows = shift_grid(an)
     return render("study.html", shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"), study=an.study,
                   spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures, fmt=fmt,
-                  fmtd=fmtd, pct=pct, p=pval, env=json.dumps(env), folklore=folklore if folklore is not None else _folklore(an), sigma=an.sigma_w2,
+                  fmtd=fmtd, pct=pct, p=pval, env=json.dumps(env), folklore=_folklore(an) if folklore is _COMPUTE else folklore, sigma=an.sigma_w2,
                   anchors=_anchors(an.study["name"]), command=command)
 
 

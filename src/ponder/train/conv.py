@@ -33,7 +33,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from ponder import registry
 from ponder.catalog.models import Layer
-from ponder.train.dense import _act_backward, loss_delta
+from ponder.train.dense import _act_backward, equal_chunks, loss_delta
 from ponder.train.engine import forward
 
 __all__ = ["FAST", "is_conv", "conv_step", "conv_logits"]
@@ -342,8 +342,7 @@ def _chunk(layers: tuple[Layer, ...], m: int, bsz: int) -> int:
     """Models per chunk: whole populations of small nets, fewer models where one model's im2col matrix is large."""
     per_model = max(bsz * math.prod(l.out_shape[1:]) * max(math.prod(l.weight_shape[1:]), l.out_shape[0])
                     for l in layers if l.kind != "dense")
-    size = max(1, min(m, CHUNK_ELEMENTS // per_model))
-    return -(-m // -(-m // size))  # equal chunks: 32 models in 11 + 11 + 10, not 13 + 13 + 6
+    return equal_chunks(m, max(1, min(m, CHUNK_ELEMENTS // per_model)))  # 32 models: 11 + 11 + 10, not 13 + 13 + 6
 
 
 def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, *, act: Callable,
@@ -356,8 +355,8 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
     d(mean loss over the batch)/d(params) of every model into ``grad_views`` and returns the
     per-model mean loss (M,). Models are processed in chunks that keep the intermediates in
     cache; the dropout masks are drawn first, for the whole population, layer by layer, so
-    they are the ones the autograd path draws. ``observe(models, [(pre-activation, activation) per hidden layer,
-    channels-last], logits)`` sees each chunk's forward pass (CPU only; buffers reused by the next chunk).
+    they are the ones the autograd path draws. ``observe([(pre-activation, activation) per hidden layer,
+    channels-last], logits)`` sees each chunk's forward pass in model order (CPU only; buffers reused by the next).
     """
     if x.device.type != "cpu":  # measured on CPUs only: elsewhere the autograd path, as before
         if observe is not None:
@@ -376,9 +375,8 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
         for m0 in range(0, m, size):
             sl = slice(m0, m0 + size)
             drop = (lambda a, i, sl=sl: masks[i][sl]) if masks is not None else None
-            seen = (lambda rec, z, sl=sl: observe(sl, rec, z)) if observe is not None else None
             out.append(_step([(w[sl], b[sl]) for w, b in views], [(gw[sl], gb[sl]) for gw, gb in grad_views], layers,
-                             x[sl], y[sl], act, kind, loss_fn, drop, seen))
+                             x[sl], y[sl], act, kind, loss_fn, drop, observe))
     finally:
         _LOCAL.ws = None
     return out[0] if len(out) == 1 else torch.cat(out)

@@ -17,7 +17,7 @@ import torch
 from ponder import registry
 from ponder.catalog.models import Layer
 
-__all__ = ["is_dense", "dense_step", "loss_delta", "CHUNK_ELEMENTS"]
+__all__ = ["is_dense", "dense_step", "loss_delta", "equal_chunks", "CHUNK_ELEMENTS"]
 
 CHUNK_ELEMENTS = 1 << 21  # the largest activation of a chunk of models stays under this (8 MiB in float32)
 
@@ -67,8 +67,13 @@ def _chunk(layers: tuple[Layer, ...], m: int, bsz: int) -> int:
     per_model = bsz * max(layer.out_shape[0] for layer in layers)
     if m <= 1 or per_model == 0:  # one model, or an empty batch: one piece
         return max(m, 1)
-    size = max(1, min(m, CHUNK_ELEMENTS // per_model))
-    return -(-m // -(-m // size))  # equal chunks: 300 models in 100 + 100 + 100, not 128 + 128 + 44
+    return equal_chunks(m, max(1, min(m, CHUNK_ELEMENTS // per_model)))
+
+
+def equal_chunks(m: int, size: int) -> int:
+    """The chunk size that cuts ``m`` models into as many chunks as ``size`` does, as equal as can be:
+    300 models at most 128 a chunk go in 100 + 100 + 100, not 128 + 128 + 44."""
+    return -(-m // -(-m // size))
 
 
 def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: torch.Tensor, *, act: Callable,
@@ -82,9 +87,9 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
     the per-model mean loss (M,). Large populations go in chunks of models whose activations
     stay near cache size (:data:`CHUNK_ELEMENTS`); every model's arithmetic is the same as in one
     piece. The dropout masks are drawn first, for the whole population, layer by layer, so they
-    are the ones the autograd path draws. ``observe(models, [(pre-activation, activation) per
-    hidden layer], logits)`` sees each chunk's forward pass (``models`` the chunk's slice), with
-    every pre-activation kept (ReLU then does not work in place).
+    are the ones the autograd path draws. ``observe([(pre-activation, activation) per hidden
+    layer], logits)`` sees each chunk's forward pass, chunks in model order, with every
+    pre-activation kept (ReLU then does not work in place).
     """
     kind = registry.get("activation", act_name).facts.backward
     m, bsz = x.shape[0], x.shape[1]
@@ -94,15 +99,13 @@ def dense_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y:
                  for i, layer in enumerate(layers) if layer.hidden]
     size = _chunk(layers, m, bsz) if x.device.type == "cpu" else m  # measured on CPUs only
     if size >= m:
-        return _step(views, grad_views, layers, x, y, act, kind, loss_fn, masks,
-                     (lambda rec, z: observe(slice(0, m), rec, z)) if observe is not None else None)
+        return _step(views, grad_views, layers, x, y, act, kind, loss_fn, masks, observe)
     out = []
     for m0 in range(0, m, size):
         sl = slice(m0, m0 + size)
         drop = [mask[sl] for mask in masks] if masks is not None else None
-        seen = (lambda rec, z, sl=sl: observe(sl, rec, z)) if observe is not None else None
         out.append(_step([(w[sl], b[sl]) for w, b in views], [(gw[sl], gb[sl]) for gw, gb in grad_views], layers,
-                         x[sl], y[sl], act, kind, loss_fn, drop, seen))
+                         x[sl], y[sl], act, kind, loss_fn, drop, observe))
     return out[0] if len(out) == 1 else torch.cat(out)
 
 

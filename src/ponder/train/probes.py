@@ -85,7 +85,7 @@ def _by_hand(params: Params, layers, act, act_name: str, loss_fn, x: torch.Tenso
     grads = [(torch.empty_like(w), torch.empty_like(b)) for w, b in params]  # scratch: the step writes every element
     parts: list[tuple[list[dict[str, torch.Tensor]], torch.Tensor]] = []
 
-    def observe(models: slice, record, logits: torch.Tensor) -> None:
+    def observe(record, logits: torch.Tensor) -> None:  # chunk after chunk, in model order
         parts.append(([_act_stats(h, a) for h, a in record], _std(logits)))
 
     step = dense_step if is_dense(layers) else conv_step
