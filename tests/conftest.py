@@ -165,3 +165,19 @@ def own_registry(monkeypatch):
 
     registry.names("model")  # the built-ins, loaded before the copy
     monkeypatch.setattr(registry, "_REGISTRY", {kind: dict(table) for kind, table in registry._REGISTRY.items()})
+
+
+BUMPED_LOSSES = ("cross_entropy", "squared_error_softmax")  # version 2: softmax over a classes-first copy (0.1 had 1)
+
+
+@pytest.fixture
+def losses_as_in_0_1(monkeypatch):
+    """The loss entries at the versions ponder 0.1 wrote its stores with: every other part of a run id is unchanged
+    since, so the fixtures' ids come back exactly (the bump itself is tested beside)."""
+    import dataclasses
+
+    from ponder import registry
+
+    table = registry._REGISTRY["loss"]
+    for name in BUMPED_LOSSES:
+        monkeypatch.setitem(table, name, dataclasses.replace(registry.get("loss", name), version="1"))

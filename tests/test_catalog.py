@@ -89,6 +89,28 @@ def test_squared_errors():
     assert registry.get("loss", "squared_error_softmax").fn(z, y).item() == pytest.approx(want.item())
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(10,), (7, 3), (6, 33, 10), (2, 3, 5, 2)])
+def test_softmax_losses_over_classes_match_torch_on_population_shapes(dtype, shape):
+    """The classes-first layout (losses.over_classes) is the same function as torch's along the last axis, values
+    and gradients, for one example, a batch, a population (M, B, C) and more axes (up to float rounding), and
+    its entries are at version 2 (their numbers changed at rounding level, so their runs have new ids)."""
+    g = torch.Generator().manual_seed(len(shape))
+    z = (4 * torch.randn(shape, dtype=dtype, generator=g)).requires_grad_()
+    y = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    onehot = nn.functional.one_hot(y, shape[-1]).to(dtype)
+    refs = {"cross_entropy": lambda t: -(nn.functional.log_softmax(t, -1) * onehot).sum(-1),
+            "squared_error_softmax": lambda t: 0.5 * ((torch.softmax(t, -1) - onehot) ** 2).sum(-1)}
+    for name, ref in refs.items():
+        entry = registry.get("loss", name)
+        got, want = entry.fn(z, y), ref(z)
+        assert got.shape == want.shape == shape[:-1] and got.dtype == dtype
+        torch.testing.assert_close(got, want, **tol)
+        torch.testing.assert_close(torch.autograd.grad(got.sum(), z)[0], torch.autograd.grad(want.sum(), z)[0], **tol)
+        assert entry.version == "2"
+
 @pytest.mark.parametrize("fan_in", [1, 7, 40, 300, 784])
 def test_torch_default_is_bit_exact_to_nn_linear(fan_in):
     seed = 1234 + fan_in

@@ -281,3 +281,15 @@ def test_layer_probes_through_the_hand_written_step_equal_autograd(monkeypatch, 
             assert torch.allclose(row_h[key], row_a[key], rtol=1e-9, atol=1e-12, equal_nan=True), (key, row_h[key], row_a[key])
     if activation == "relu":
         assert by_hand[0]["zero_frac"].min() > 0 and (by_hand[0]["preact_std"] > 0).all()
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "cnn2d-3ch-odd"])
+def test_conv_logits_keeps_its_zero_bordered_buffers_without_leaking_between_calls(name):
+    """Evaluation's forward (conv_logits) keeps its padded buffers per population: calls with other examples, other
+    batch sizes and another population in between all give the logits of the autograd forward."""
+    (layers, a, xa, _, g), (_, b, xb, _, _) = _case(name, True), _case(name, True, m=2, bsz=5)
+    calls = [(a, xa), (b, xb), (a, xa[:, :4]), (a, torch.randn(xa.shape, generator=g, dtype=F64)), (b, 2 * xb), (a, xa)]
+    for flat, x in calls:
+        got = conv.conv_logits(flat.views, layers, x, act=torch.relu, act_name="relu")
+        torch.testing.assert_close(got, forward(flat.views, layers, x, torch.relu), rtol=0, atol=1e-10)
+    assert conv._WORKSPACES.get(a.data) and conv._LOCAL.ws is None  # kept with the parameters, none left active

@@ -43,9 +43,10 @@ def test_populations_group_by_graph_not_by_per_model_settings(tiny_study, tmp_pa
     assert all(len({r.config.model.activation for r in pop.runs}) == 1 for pop in pops)
 
 
-def test_run_ids_of_stores_written_before_the_typed_config_are_unchanged():
+def test_run_ids_of_stores_written_before_the_typed_config_are_unchanged(losses_as_in_0_1):
     """Every built-in study (full and quick) expands to exactly the run ids ponder 0.1 gave it, so
-    existing stores skip what they have (fixture: sorted ids' SHA-256 per study, written by 0.1)."""
+    existing stores skip what they have (fixture: sorted ids' SHA-256 per study, written by 0.1), once the two
+    losses bumped since (version 2, by design) are taken at their 0.1 versions."""
     import hashlib
     import json
     from pathlib import Path
@@ -56,3 +57,18 @@ def test_run_ids_of_stores_written_before_the_typed_config_are_unchanged():
         runs = expand(load_study(name, quick=bool(quick)))
         got = hashlib.sha256("\n".join(sorted(r.id for r in runs)).encode()).hexdigest()
         assert (len(runs), got) == (want["n"], want["sha256"]), key
+
+
+def test_the_loss_version_bump_renews_exactly_the_runs_of_those_losses(monkeypatch):
+    """Runs trained with cross-entropy or squared error on softmax get new ids (their numbers changed at rounding
+    level); runs of the unchanged squared error keep theirs, so a store retrains only what changed."""
+    bumped = ("cross_entropy", "squared_error_softmax")
+    runs = expand(load_study("loss", quick=True))
+    now = {r.id: r.config.training.loss for r in runs}
+    table = registry._REGISTRY["loss"]
+    for name in bumped:
+        monkeypatch.setitem(table, name, dataclasses.replace(registry.get("loss", name), version="1"))
+    before = {r.id: r.config.training.loss for r in expand(load_study("loss", quick=True))}
+    kept = set(now) & set(before)
+    assert kept and {now[i] for i in kept} == {"squared_error"}
+    assert all(any(b in loss for b in bumped) for i, loss in now.items() if i not in kept)

@@ -98,7 +98,7 @@ def test_failed_population_is_recorded_and_retried(tiny_study, tmp_path, monkeyp
         assert res.skipped == 0 and res.trained == 12 and st.runs("tiny")["status"].eq("ok").all()
 
 
-def test_a_version_1_store_is_migrated_and_reported(tmp_path):
+def test_a_version_1_store_is_migrated_and_reported(tmp_path, losses_as_in_0_1):
     """A store written by schema version 1 (no sigma_w2 / sigma_b2) opens, migrates and still reports."""
     import gzip
     from pathlib import Path

@@ -386,13 +386,14 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
 def conv_logits(views, layers: tuple[Layer, ...], x: torch.Tensor, *, act: Callable, act_name: str) -> torch.Tensor:
     """Logits (M, B, C) of M CNNs on x (M, B, C, *spatial), by the forward pass training uses (no dropout).
 
-    Evaluation calls it, so a CNN is scored with the arithmetic it trained with, at the speed of
-    the hand-written path rather than oneDNN's grouped convolutions (half of a CNN study's time
-    before). Models go in the same cache-sized chunks as :func:`conv_step`.
+    Evaluation calls it: a CNN is scored with the arithmetic it trained with, at the hand-written path's speed (not
+    oneDNN's grouped convolutions), in :func:`conv_step`'s chunks, with zero-bordered buffers kept per population.
     """
-    kind = registry.get("activation", act_name).facts.backward
-    m, bsz = x.shape[:2]
-    size = _chunk(layers, m, bsz)
-    out = [_forward([(w[m0:m0 + size], b[m0:m0 + size]) for w, b in views], layers, x[m0:m0 + size], act, kind, None)[1]
-           for m0 in range(0, m, size)]
+    kind, size = registry.get("activation", act_name).facts.backward, _chunk(layers, x.shape[0], x.shape[1])
+    _LOCAL.ws = _WORKSPACES.setdefault(views[0][0]._base if views[0][0]._base is not None else views[0][0], {})
+    try:
+        out = [_forward([(w[m0:m0 + size], b[m0:m0 + size]) for w, b in views], layers, x[m0:m0 + size], act, kind,
+                        None)[1] for m0 in range(0, x.shape[0], size)]
+    finally:
+        _LOCAL.ws = None
     return out[0] if len(out) == 1 else torch.cat(out)
