@@ -205,3 +205,25 @@ def test_cnns_are_evaluated_by_the_forward_pass_they_train_with(monkeypatch, arc
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-10 for k in a)
     _, whole, small = rows[torch.float32]
     assert whole == small
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inverted_dropout_is_the_thresholded_draw_of_each_seed_bit_for_bit(dtype):
+    """Multipliers (u >= 1 - keep) / keep from one uniform draw per seed stream and site, per model: models sharing a
+    seed share the pattern, keep = 1 keeps everything at exactly 1, and the CPU's one call per stream for all the
+    sites of a step gives exactly the bits of one call per site (the order the loop drew them in before)."""
+    from ponder.train.loop import inverted_dropout
+
+    seeds, seed_ix, shapes = [7, 8], torch.tensor([0, 1, 0, 1, 0]), [(64, 33), (64, 5, 3), (64, 10)]
+    p = [torch.tensor([0.0, 0.1, 0.3, 0.5, 0.7]), torch.tensor([0.2] * 5), torch.tensor([0.0, 0.0, 0.9, 0.1, 0.7])]
+    got = inverted_dropout([torch.Generator().manual_seed(s) for s in seeds], seed_ix, shapes, p,
+                           device=torch.device("cpu"), dtype=dtype)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    for k, (shape, rate) in enumerate(zip(shapes, p)):  # the draws of the previous loop: site by site, seed by seed
+        u = torch.stack([torch.rand(shape, generator=g, dtype=dtype) for g in gens])[seed_ix]
+        keep = (1 - rate.to(dtype)).view(5, *[1] * len(shape))
+        want = (u >= (1 - keep)) / keep
+        assert got[k].dtype == dtype and got[k].shape == (5, *shape) and torch.equal(got[k], want), k
+    assert torch.equal(got[0][0], torch.ones(64, 33, dtype=dtype))  # p = 0: every unit kept, at exactly 1
+    assert 0.2 < float((got[0][4] != 0).float().mean()) < 0.4  # keep 0.3
+    assert torch.equal(got[1][0] != 0, got[1][2] != 0) and not torch.equal(got[1][0], got[1][1])  # seed 7 twice

@@ -16,6 +16,7 @@ one :class:`PopulationState`, and every named step above is a small function of 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,7 +34,7 @@ from ponder.train.fused import fused_opt_step
 from ponder.train.optim import Flat, OptState, flatten, opt_init
 from ponder.train.probes import probe
 
-__all__ = ["EvalSchedule", "ModelSettings", "RunRecord", "train_population"]
+__all__ = ["EvalSchedule", "ModelSettings", "RunRecord", "train_population", "inverted_dropout"]
 
 LSUV_BATCH = 256  # examples of the model's own training set that data-dependent initializers see
 
@@ -103,14 +104,38 @@ class PopulationState:
 
     def dropout_mult(self, a: torch.Tensor, layer: int) -> torch.Tensor:
         """Inverted-dropout multiplier (mask / keep probability) for the hidden activation a (M, B, ...)."""
-        # One uniform draw per seed; every arm with that seed sees the same mask pattern.
-        u = torch.stack([torch.rand(a.shape[1:], generator=g, device=a.device, dtype=a.dtype)
-                         for g in self.drop_gens])[self.seed_ix]
-        keep_p = (1 - self.p_drop).view(len(self.records), *([1] * (a.dim() - 1)))
-        return (u >= (1 - keep_p)) / keep_p
+        return inverted_dropout(self.drop_gens, self.seed_ix, [a.shape[1:]], [self.p_drop], device=a.device,
+                                dtype=a.dtype)[0]
+
+    def step_dropout(self, layers: tuple[Layer, ...], x: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """:meth:`dropout_mult` for every hidden layer of one step on the batch ``x`` (M, B, ...), drawn at once."""
+        hidden = [i for i, layer in enumerate(layers) if layer.hidden]
+        masks = inverted_dropout(self.drop_gens, self.seed_ix, [(x.shape[1], *layers[i].out_shape) for i in hidden],
+                                 [self.p_drop] * len(hidden), device=x.device, dtype=x.dtype)
+        by_layer = dict(zip(hidden, masks))
+        return lambda a, i: by_layer[i]
 
     def dropout(self, a: torch.Tensor, layer: int) -> torch.Tensor:
         return a * self.dropout_mult(a, layer)
+
+
+def inverted_dropout(gens: list[torch.Generator], seed_ix: torch.Tensor, shapes, p_drop: list[torch.Tensor], *,
+                     device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Inverted-dropout multipliers (M, *shape) for each of ``shapes`` (one step's dropout sites, in order, each with
+    its per-model rate ``p_drop`` (M,)): each seed stream draws one uniform tensor per site (every arm with that seed
+    sees the same pattern); where u >= 1 - p the model's 1 / (1 - p), else 0. On the CPU a stream draws all its
+    sites in one call: the same numbers in the same order (its generator fills element by element; tested)."""
+    sizes = [math.prod(s) for s in shapes]
+
+    def draw(n: int) -> torch.Tensor:  # (M, n): the seed streams' uniforms, per model
+        return torch.stack([torch.rand(n, generator=g, device=device, dtype=dtype) for g in gens]).index_select(0, seed_ix)
+
+    parts = draw(sum(sizes)).split(sizes, 1) if device.type == "cpu" else [draw(n) for n in sizes]
+    out = []
+    for u, p, s in zip(parts, p_drop, shapes):
+        keep = (1 - p.to(device, dtype)).view(-1, 1)
+        out.append(u.ge_(1 - keep).div_(keep).view(-1, *s))  # (u >= 1 - keep) / keep in place: no bool tensor (7x)
+    return out
 
 
 def _init_context(net: Network, data: PopulationData, m: int, dtype: torch.dtype) -> dict[str, Any]:
@@ -176,7 +201,7 @@ def train_step(state: PopulationState, net: Network, xb: torch.Tensor, yb: torch
     if net.dense or is_conv(net.layers):  # hand-written backward: gradients straight into the flat buffer
         step = dense_step if net.dense else conv_step
         per_model = step(state.flat.views, state.grad_views, net.layers, xb, yb, act=net.act, act_name=net.act_name,
-                         loss_fn=loss_fn, dropout=state.dropout_mult if state.any_dropout else None)  # (M,)
+                         loss_fn=loss_fn, dropout=state.step_dropout(net.layers, xb) if state.any_dropout else None)
         grad = state.grad
     else:
         logits = forward(state.flat.views, net.layers, xb, net.act, dropout=state.dropout if state.any_dropout else None)

@@ -40,7 +40,7 @@ from ponder.catalog.models import build_module
 from ponder.errors import SpecError
 from ponder.rng import rng_for
 from ponder.train.data import PopulationData
-from ponder.train.loop import EvalSchedule, ModelSettings, RunRecord, loss_stage, train_epoch
+from ponder.train.loop import EvalSchedule, ModelSettings, RunRecord, inverted_dropout, loss_stage, train_epoch
 from ponder.train.metrics import SPLITS, _chunks, _split_size
 from ponder.train.optim import Flat, OptState, opt_init, opt_step
 
@@ -234,14 +234,10 @@ def init_state(net: ModuleNet, params: dict[str, torch.Tensor], buffers: dict[st
 
 def draw_masks(state: ModuleState, net: ModuleNet, batch: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Inverted-dropout multipliers (M, B, *feat) per site: one uniform draw per seed, thresholded per model."""
-    masks = {}
-    dev = state.active.device
-    for site in net.sites:  # in call order, as the built-in MLP draws hidden layer by hidden layer
-        u = torch.stack([torch.rand((batch, *site.feat), generator=g, device=dev, dtype=dtype)
-                         for g in state.drop_gens])[state.seed_ix]  # (M, B, *feat)
-        keep_p = (1 - site.p.to(dev, dtype)).view(-1, *([1] * (u.dim() - 1)))
-        masks[f"{site.name}.mask"] = (u >= (1 - keep_p)) / keep_p
-    return masks
+    dev = state.active.device  # sites in call order, as the built-in MLP draws hidden layer by hidden layer
+    masks = inverted_dropout(state.drop_gens, state.seed_ix, [(batch, *site.feat) for site in net.sites],
+                             [site.p for site in net.sites], device=dev, dtype=dtype)
+    return {f"{site.name}.mask": mask for site, mask in zip(net.sites, masks)}  # (M, B, *feat) each
 
 
 def train_step(state: ModuleState, net: ModuleNet, xb: torch.Tensor, yb: torch.Tensor, *, loss_fn: Callable) -> None:
