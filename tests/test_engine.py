@@ -207,8 +207,9 @@ def test_cnns_are_evaluated_by_the_forward_pass_they_train_with(monkeypatch, arc
     assert whole == small
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_inverted_dropout_is_the_thresholded_draw_of_each_seed_bit_for_bit(dtype):
+def test_inverted_dropout_is_the_thresholded_draw_of_each_seed_bit_for_bit(dtype, shared):
     """Multipliers (u >= 1 - keep) / keep from one uniform draw per seed stream and site, per model: models sharing a
     seed share the pattern, keep = 1 keeps everything at exactly 1, and the CPU's one call per stream for all the
     sites of a step gives exactly the bits of one call per site (the order the loop drew them in before)."""
@@ -216,6 +217,7 @@ def test_inverted_dropout_is_the_thresholded_draw_of_each_seed_bit_for_bit(dtype
 
     seeds, seed_ix, shapes = [7, 8], torch.tensor([0, 1, 0, 1, 0]), [(64, 33), (64, 5, 3), (64, 10)]
     p = [torch.tensor([0.0, 0.1, 0.3, 0.5, 0.7]), torch.tensor([0.2] * 5), torch.tensor([0.0, 0.0, 0.9, 0.1, 0.7])]
+    p = [p[0]] * 3 if shared else p  # one rate tensor for every site (the built-in MLP's case) or one per site
     got = inverted_dropout([torch.Generator().manual_seed(s) for s in seeds], seed_ix, shapes, p,
                            device=torch.device("cpu"), dtype=dtype)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
@@ -226,4 +228,5 @@ def test_inverted_dropout_is_the_thresholded_draw_of_each_seed_bit_for_bit(dtype
         assert got[k].dtype == dtype and got[k].shape == (5, *shape) and torch.equal(got[k], want), k
     assert torch.equal(got[0][0], torch.ones(64, 33, dtype=dtype))  # p = 0: every unit kept, at exactly 1
     assert 0.2 < float((got[0][4] != 0).float().mean()) < 0.4  # keep 0.3
-    assert torch.equal(got[1][0] != 0, got[1][2] != 0) and not torch.equal(got[1][0], got[1][1])  # seed 7 twice
+    if not shared:  # site 1: one rate for all models; models 0 and 2 share seed 7, model 1 has seed 8
+        assert torch.equal(got[1][0] != 0, got[1][2] != 0) and not torch.equal(got[1][0] != 0, got[1][1] != 0)

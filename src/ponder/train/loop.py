@@ -130,12 +130,17 @@ def inverted_dropout(gens: list[torch.Generator], seed_ix: torch.Tensor, shapes,
     def draw(n: int) -> torch.Tensor:  # (M, n): the seed streams' uniforms, per model
         return torch.stack([torch.rand(n, generator=g, device=device, dtype=dtype) for g in gens]).index_select(0, seed_ix)
 
-    parts = draw(sum(sizes)).split(sizes, 1) if device.type == "cpu" else [draw(n) for n in sizes]
-    out = []
-    for u, p, s in zip(parts, p_drop, shapes):
+    def mult(u: torch.Tensor, p: torch.Tensor) -> torch.Tensor:  # (u >= 1 - keep) / keep in place: no bool tensor (7x)
         keep = (1 - p.to(device, dtype)).view(-1, 1)
-        out.append(u.ge_(1 - keep).div_(keep).view(-1, *s))  # (u >= 1 - keep) / keep in place: no bool tensor (7x)
-    return out
+        return u.ge_(1 - keep).div_(keep)
+
+    if device.type != "cpu":
+        parts = [mult(draw(n), p) for n, p in zip(sizes, p_drop)]
+    elif all(p is p_drop[0] for p in p_drop):  # one rate for every site: one pass over all of them
+        parts = mult(draw(sum(sizes)), p_drop[0]).split(sizes, 1)
+    else:
+        parts = [mult(u, p) for u, p in zip(draw(sum(sizes)).split(sizes, 1), p_drop)]
+    return [part.view(-1, *s) for part, s in zip(parts, shapes)]
 
 
 def _init_context(net: Network, data: PopulationData, m: int, dtype: torch.dtype) -> dict[str, Any]:
