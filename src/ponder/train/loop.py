@@ -134,7 +134,7 @@ def inverted_dropout(gens: list[torch.Generator], seed_ix: torch.Tensor, shapes,
         keep = (1 - p.to(device, dtype)).view(-1, 1)
         return u.ge_(1 - keep).div_(keep)
 
-    if device.type != "cpu":
+    if device.type != "cpu" or not shapes:
         parts = [mult(draw(n), p) for n, p in zip(sizes, p_drop)]
     elif all(p is p_drop[0] for p in p_drop):  # one rate for every site: one pass over all of them
         parts = mult(draw(sum(sizes)), p_drop[0]).split(sizes, 1)
