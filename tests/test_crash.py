@@ -54,8 +54,11 @@ def _check(store, epochs: int = EPOCHS) -> int:
 
 
 def _run(cmd: list[str], kill: str | None = None) -> subprocess.CompletedProcess:
+    """``cmd`` with Ctrl-C's default meaning, even under a runner started with SIGINT ignored (a shell's background
+    job): an ignored SIGINT is inherited through exec, and Python then keeps ignoring it."""
     env = dict(os.environ, **({"PONDER_TEST_KILL": kill} if kill else {}))
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.mark.parametrize("points", [
