@@ -227,6 +227,10 @@ def test_inverted_dropout_is_the_thresholded_draw_of_each_seed_bit_for_bit(dtype
         want = (u >= (1 - keep)) / keep
         assert got[k].dtype == dtype and got[k].shape == (5, *shape) and torch.equal(got[k], want), k
     assert torch.equal(got[0][0], torch.ones(64, 33, dtype=dtype))  # p = 0: every unit kept, at exactly 1
+    two = [torch.tensor([0.1, 0.5])] * 2
+    empty = inverted_dropout([torch.Generator()], seed_ix[:2] * 0, [(0, 5), (3,)], two, device=torch.device("cpu"),
+                             dtype=dtype)  # an empty site: an empty mask, as the per-site draws gave
+    assert [tuple(t.shape) for t in empty] == [(2, 0, 5), (2, 3)]
     assert 0.2 < float((got[0][4] != 0).float().mean()) < 0.4  # keep 0.3
     if not shared:  # site 1: one rate for all models; models 0 and 2 share seed 7, model 1 has seed 8
         assert torch.equal(got[1][0] != 0, got[1][2] != 0) and not torch.equal(got[1][0] != 0, got[1][1] != 0)

@@ -140,7 +140,7 @@ def inverted_dropout(gens: list[torch.Generator], seed_ix: torch.Tensor, shapes,
         parts = mult(draw(sum(sizes)), p_drop[0]).split(sizes, 1)
     else:
         parts = [mult(u, p) for u, p in zip(draw(sum(sizes)).split(sizes, 1), p_drop)]
-    return [part.view(-1, *s) for part, s in zip(parts, shapes)]
+    return [part.view(len(seed_ix), *s) for part, s in zip(parts, shapes)]  # (M, *shape), empty shapes too
 
 
 def _init_context(net: Network, data: PopulationData, m: int, dtype: torch.dtype) -> dict[str, Any]:
