@@ -173,7 +173,7 @@ BUMPED_LOSSES = ("cross_entropy", "squared_error_softmax")  # version 2: softmax
 @pytest.fixture
 def losses_as_in_0_1(monkeypatch):
     """The loss entries at the versions ponder 0.1 wrote its stores with: every other part of a run id is unchanged
-    since, so the fixtures' ids come back exactly (the bump itself is tested beside)."""
+    since, so the fixtures' ids come back exactly (the bump itself is tested beside). Yields the names."""
     import dataclasses
 
     from ponder import registry
@@ -181,3 +181,4 @@ def losses_as_in_0_1(monkeypatch):
     table = registry._REGISTRY["loss"]
     for name in BUMPED_LOSSES:
         monkeypatch.setitem(table, name, dataclasses.replace(registry.get("loss", name), version="1"))
+    return BUMPED_LOSSES

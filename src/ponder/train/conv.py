@@ -11,14 +11,12 @@ arithmetic. Here each convolution of M models is batched matmuls on the model ax
     dx    = sum over ceil(k / stride) shifts of (contiguous slice of a zero-gapped delta buffer) @ W
           (:func:`_input_grad`, no col2im), or bmm + col2im adds where that does less work
 
-Activations stay channels-last ``(M, B, *spatial, C)`` between layers. The dense layer after
-the last convolution uses its weight with the columns permuted to that order (PyTorch flattens
-channels-first); its gradient is permuted back. Zero-bordered buffers are kept between steps
-(only their interiors are rewritten). Populations are processed in chunks of models that keep
-the im2col matrices near cache size (:data:`CHUNK_ELEMENTS`). Dropout masks are drawn
-channels-first for the whole population first, layer by layer, exactly as the autograd path
-draws them. Tests check the gradients against autograd to 1e-10 in float64; the float32
-numbers differ from the autograd path's (oneDNN's) by rounding only.
+Activations stay channels-last ``(M, B, *spatial, C)`` between layers. The dense layer after the last convolution uses
+its weight with the columns permuted to that order (PyTorch flattens channels-first); its gradient is permuted back.
+Zero-bordered buffers are kept between steps (only their interiors are rewritten). Populations are processed in chunks
+of models that keep the im2col matrices near cache size (:data:`CHUNK_ELEMENTS`). Dropout masks are drawn channels-first
+for the whole population first, layer by layer, exactly as the autograd path draws them. Tests check the gradients
+against autograd to 1e-10 in float64; the float32 numbers differ from the autograd path's (oneDNN's) by rounding only.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -76,8 +75,18 @@ def _cols(a: torch.Tensor, layer: Layer) -> torch.Tensor:
     return win.reshape(a.shape[0], -1, math.prod(k) * a.shape[-1])  # one copy, in runs of k[-1] * C
 
 
-_WORKSPACES = WeakIdKeyDictionary()  # a population's gradient buffer -> its zero-bordered buffers (freed with it)
-_LOCAL = threading.local()  # .ws: the workspace of the conv_step running in this thread
+_WORKSPACES = WeakIdKeyDictionary()  # a population's buffer -> its zero-bordered buffers (freed with it)
+_LOCAL = threading.local()  # .ws: the workspace of the pass running in this thread
+
+
+@contextmanager
+def _workspace(view: torch.Tensor):
+    """This thread's passes keep their zero-bordered buffers with the population buffer ``view`` is a view of."""
+    _LOCAL.ws = _WORKSPACES.setdefault(view._base if view._base is not None else view, {})
+    try:
+        yield
+    finally:
+        _LOCAL.ws = None
 
 
 def _zeroed(role: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -350,13 +359,12 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
               observe: Callable | None = None) -> torch.Tensor:
     """Forward and backward of M CNNs on x (M, B, C, *spatial) with labels y (M, B).
 
-    ``dropout(a, layer)`` returns the inverted-dropout multiplier for hidden layer ``layer``
-    (``a`` channels-first, as :func:`ponder.train.engine.forward` passes it). Writes
-    d(mean loss over the batch)/d(params) of every model into ``grad_views`` and returns the
-    per-model mean loss (M,). Models are processed in chunks that keep the intermediates in
-    cache; the dropout masks are drawn first, for the whole population, layer by layer, so
-    they are the ones the autograd path draws. ``observe([(pre-activation, activation) per hidden layer,
-    channels-last], logits)`` sees each chunk's forward pass in model order (CPU only; buffers reused by the next).
+    ``dropout(a, layer)`` returns the inverted-dropout multiplier for hidden layer ``layer`` (``a`` channels-first,
+    as :func:`ponder.train.engine.forward` passes it). Writes d(mean loss over the batch)/d(params) of every model
+    into ``grad_views`` and returns the per-model mean loss (M,). Models are processed in chunks that keep the
+    intermediates in cache; the dropout masks are drawn first, for the whole population, layer by layer, so they are
+    the ones the autograd path draws. ``observe([(pre-activation, activation) per hidden layer, channels-last],
+    logits)`` sees each chunk's forward pass in model order (CPU only; buffers reused by the next).
     """
     if x.device.type != "cpu":  # measured on CPUs only: elsewhere the autograd path, as before
         if observe is not None:
@@ -368,17 +376,13 @@ def conv_step(views, grad_views, layers: tuple[Layer, ...], x: torch.Tensor, y: 
     if dropout is not None:
         masks = [dropout(x.new_empty(()).expand(m, bsz, *layer.out_shape), i) for i, layer in enumerate(layers[:-1])]
     size = _chunk(layers, m, bsz)
-    base = grad_views[0][0]._base if grad_views[0][0]._base is not None else grad_views[0][0]
-    _LOCAL.ws = _WORKSPACES.setdefault(base, {})
     out = []
-    try:
+    with _workspace(grad_views[0][0]):
         for m0 in range(0, m, size):
             sl = slice(m0, m0 + size)
             drop = (lambda a, i, sl=sl: masks[i][sl]) if masks is not None else None
             out.append(_step([(w[sl], b[sl]) for w, b in views], [(gw[sl], gb[sl]) for gw, gb in grad_views], layers,
                              x[sl], y[sl], act, kind, loss_fn, drop, observe))
-    finally:
-        _LOCAL.ws = None
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
@@ -390,10 +394,7 @@ def conv_logits(views, layers: tuple[Layer, ...], x: torch.Tensor, *, act: Calla
     oneDNN's grouped convolutions), in :func:`conv_step`'s chunks, with zero-bordered buffers kept per population.
     """
     kind, size = registry.get("activation", act_name).facts.backward, _chunk(layers, x.shape[0], x.shape[1])
-    _LOCAL.ws = _WORKSPACES.setdefault(views[0][0]._base if views[0][0]._base is not None else views[0][0], {})
-    try:
+    with _workspace(views[0][0]):
         out = [_forward([(w[m0:m0 + size], b[m0:m0 + size]) for w, b in views], layers, x[m0:m0 + size], act, kind,
                         None)[1] for m0 in range(0, x.shape[0], size)]
-    finally:
-        _LOCAL.ws = None
     return out[0] if len(out) == 1 else torch.cat(out)

@@ -134,13 +134,8 @@ def inverted_dropout(gens: list[torch.Generator], seed_ix: torch.Tensor, shapes,
         keep = (1 - p.to(device, dtype)).view(-1, 1)
         return u.ge_(1 - keep).div_(keep)
 
-    if device.type != "cpu" or not shapes:
-        parts = [mult(draw(n), p) for n, p in zip(sizes, p_drop)]
-    elif all(p is p_drop[0] for p in p_drop):  # one rate for every site: one pass over all of them
-        parts = mult(draw(sum(sizes)), p_drop[0]).split(sizes, 1)
-    else:
-        parts = [mult(u, p) for u, p in zip(draw(sum(sizes)).split(sizes, 1), p_drop)]
-    return [part.view(len(seed_ix), *s) for part, s in zip(parts, shapes)]  # (M, *shape), empty shapes too
+    draws = draw(sum(sizes)).split(sizes, 1) if device.type == "cpu" and shapes else [draw(n) for n in sizes]
+    return [mult(u, p).view(len(seed_ix), *s) for u, p, s in zip(draws, p_drop, shapes)]  # (M, *shape), empty too
 
 
 def _init_context(net: Network, data: PopulationData, m: int, dtype: torch.dtype) -> dict[str, Any]:
