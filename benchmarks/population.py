@@ -174,11 +174,13 @@ WORKLOADS = [("mlp", 32, 2), ("mlp", 32, 8), ("mlp", 100, 2), ("mlp", 100, 8), (
 QUICK = [("mlp", 32, 2), ("mlp", 100, 2), ("mlp", 256, 8), ("cnn1d", 25, 3), ("cnn2d", 16, 2)]
 
 
-def workload_rows(arch, width, depth, pool, sizes, args, peak) -> list[dict]:
+def workload_rows(arch, width, depth, pool, sizes, args) -> list[dict]:
     """One row per population size: baseline, ponder (the fast path train_step takes), and for CNNs autograd too.
 
-    Each of the ``--repeat`` rounds measures the sides back to back (a burst of load from another
-    process then hits both); the row holds the medians.
+    Each of the ``--repeat`` rounds measures the matmul peak and the sides back to back (a burst of
+    load from another process, or the machine's speed drifting over a long run, then hits all of
+    them); the row holds the medians, and its fraction of the peak is the median over rounds of
+    that round's rate against that round's peak.
     """
     layers = build(arch, pool.sample_shape, pool.n_classes, depth=depth, width=width, kernel_size=KERNEL[arch])
     flops_step = 3 * flops_per_example(layers) * BATCH  # forward + backward, one model, one step
@@ -188,19 +190,21 @@ def workload_rows(arch, width, depth, pool, sizes, args, peak) -> list[dict]:
     for n in sizes:
         steps = max(5, min(args.steps, int(args.budget_flop / (flops_step * n))))
         k = min(n, args.base_models)
-        rates: dict[str, list[float]] = {"base": [], "ponder": [], "autograd": []}
+        rates: dict[str, list[float]] = {"base": [], "ponder": [], "autograd": [], "peak": [], "fraction": []}
         for _ in range(args.repeat):  # one population alive at a time (the largest take GBs)
+            rates["peak"].append(matmul_peak(reps=5))
             rates["base"].append(k * steps / baseline(arch, width, depth, pool, k, steps)[0])
             secs, _, _, nbytes = ponder_population(arch, width, depth, pool, n, steps)
             rates["ponder"].append(n * steps / secs)
+            rates["fraction"].append(n * steps / secs * flops_step / 1e9 / rates["peak"][-1])
             if arch != "mlp":  # the autograd path (grouped convolutions) the hand-written one replaced
                 rates["autograd"].append(n * steps / ponder_population(arch, width, depth, pool, n, steps, fast_path=False)[0])
         base_rate, rate = statistics.median(rates["base"]), statistics.median(rates["ponder"])
         row = {"arch": arch, "width": width, "depth": depth, "dataset": DATASET[arch], "params": param_count(layers), "N": n,
                "steps": steps, "baseline_model_steps_s": base_rate, "baseline_models_timed": k, "ponder_model_steps_s": rate,
                "ratio": rate / base_rate, "baseline_gflops": base_rate * flops_step / 1e9,
-               "ponder_gflops": rate * flops_step / 1e9, "ponder_peak_fraction": rate * flops_step / 1e9 / peak,
-               "matmul_peak_gflops": peak, "ponder_state_mb": nbytes / 2**20}
+               "ponder_gflops": rate * flops_step / 1e9, "ponder_peak_fraction": statistics.median(rates["fraction"]),
+               "matmul_peak_gflops": statistics.median(rates["peak"]), "ponder_state_mb": nbytes / 2**20}
         if rates["autograd"]:
             row["autograd_model_steps_s"] = statistics.median(rates["autograd"])
             row["autograd_ratio"] = row["autograd_model_steps_s"] / base_rate
@@ -220,7 +224,7 @@ def run(args) -> dict:
         workloads = [w for w in workloads if any(f"{w[0]}-w{w[1]}-d{w[2]}".startswith(o) for o in args.only.split(","))]
     rows = []
     for arch, width, depth in workloads:
-        rows += workload_rows(arch, width, depth, load_pool(DATASET[arch]), sizes, args, peak)
+        rows += workload_rows(arch, width, depth, load_pool(DATASET[arch]), sizes, args)
     res = {"machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                        "matmul_peak_gflops": peak}, "batch": BATCH, "repeat": args.repeat, "rows": rows}
     if not args.only:
@@ -279,17 +283,19 @@ def targets(res: dict) -> list[str]:
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Population benchmark", "", f"{m['platform']}, torch {m['torch']}, {m['threads']} threads, "
-             f"float32 matmul peak {m['matmul_peak_gflops']:.1f} GFLOP/s, batch {res['batch']}, "
-             f"medians of {res.get('repeat', 1)} measurements per cell (each row's % of peak uses the peak "
-             "measured in the run that measured the row).", "",
+             f"float32 matmul peak {m['matmul_peak_gflops']:.1f} GFLOP/s at the start of the run, batch {res['batch']}, "
+             f"medians of {res.get('repeat', 1)} measurements per cell. The peak is measured again before each "
+             "measurement of a cell; a row's % of peak is the median over its measurements of the ponder rate against "
+             "the peak measured just before it (the peak column: their median).", "",
              "| model | params | N | steps | baseline model-steps/s (models timed) | ponder model-steps/s | ratio | "
-             "ponder GFLOP/s | % of peak | ponder state MB | CNN via autograd: ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ponder GFLOP/s | peak GFLOP/s | % of peak | ponder state MB | CNN via autograd: ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         auto = f"{r['autograd_ratio']:.2f}" if "autograd_ratio" in r else ""
         lines.append(f"| {r['arch']} w{r['width']} d{r['depth']} | {r['params']} | {r['N']} | {r['steps']} | "
                      f"{r['baseline_model_steps_s']:.0f} ({r['baseline_models_timed']}) | {r['ponder_model_steps_s']:.0f} | "
-                     f"{r['ratio']:.2f} | {r['ponder_gflops']:.1f} | {100 * r['ponder_peak_fraction']:.1f} | "
+                     f"{r['ratio']:.2f} | {r['ponder_gflops']:.1f} | {r['matmul_peak_gflops']:.0f} | "
+                     f"{100 * r['ponder_peak_fraction']:.1f} | "
                      f"{r['ponder_state_mb']:.1f} | {auto} |")
     lines += ["", "MLPs and cnn1d on MNIST-1D (1 x 40); cnn2d on digits (1 x 8 x 8); CNN kernels 5 (1-D) and 3 x 3 (2-D), "
               "stride 2. The last column: the same CNN population through autograd on grouped convolutions."]
