@@ -125,7 +125,7 @@ def test_progress_display_follows_where_it_runs(monkeypatch, capsys):
 
     class Bar:
         def __init__(self, total, unit, desc):
-            self.total, self.n, self.closed = total, 0, False
+            self.total, self.unit, self.n, self.closed = total, unit, 0, False
 
         def update(self, k):
             self.n += k
@@ -138,11 +138,13 @@ def test_progress_display_follows_where_it_runs(monkeypatch, capsys):
     bar = api._progress_bar()
     bar.update(2, 5), bar.update(5, 5), bar.close()
     assert isinstance(bar, api._Tqdm) and (bar.bar.n, bar.bar.total, bar.bar.closed) == (5, 5, True)
+    assert bar.bar.unit == "model-epoch"  # what the numbers count, as on the CLI
     monkeypatch.setattr(api, "_in_jupyter", lambda: False)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     bar = api._progress_bar()
     bar.update(1, 2), bar.update(2, 2), bar.close()
-    assert isinstance(bar, api._Rich) and "2/2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert isinstance(bar, api._Rich) and "2/2" in err and "model-epochs" in err
 
 
 def test_python_doc_runs(make_study, tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ def load_study(path_or_name: str | Path, *, quick: bool = False, seeds: int | No
     return _load(path_or_name, quick=quick, seeds=seeds)
 
 
-def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", device: str = "cpu",
+def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", device: str = "auto",
         quick: bool = False, memory: int | None = None, force: bool = False, executor: str = "local",
         address: str | None = None, progress: bool = True) -> "StudyRun":
     """Train every run of ``study`` missing from ``store``.
@@ -43,7 +43,7 @@ def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", devic
     Args:
         study: A loaded study, a built-in study's name or a ``.toml`` path.
         store: The DuckDB results file (made if missing).
-        device: ``cpu``, ``cuda`` or ``auto``.
+        device: ``auto`` (CUDA when this machine has a GPU, as on the CLI), ``cpu`` or ``cuda``.
         quick: Apply the study's ``[quick]`` overrides (when ``study`` is a name or path).
         memory: Memory budget in bytes for one chunk (default: the executor's).
         force: Run a plan that the pre-flight checks refuse.
@@ -244,7 +244,7 @@ class _Tqdm:
 
     def update(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = self.tqdm(total=total, unit="run", desc="ponder")
+            self.bar = self.tqdm(total=total, unit="model-epoch", desc="ponder")
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
@@ -259,7 +259,7 @@ class _Rich:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("ponder"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+        self.progress = Progress(TextColumn("ponder"), BarColumn(), MofNCompleteColumn(), TextColumn("model-epochs"),
                                  TimeRemainingColumn(), console=Console(stderr=True))
         self.task = None
 
