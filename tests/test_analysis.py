@@ -118,3 +118,12 @@ def test_diverged_runs_are_reported_not_dropped(tiny_study, tmp_path):
     assert arm.n_runs == 4 and arm.n_diverged == 2 and arm.n_chance == 2
     assert "2 diverged and 2 did not train" in an.answer
     assert any("cannot go below p = 0.125" in w for w in an.warnings)
+
+
+def test_paired_runs_no_test_below_three_seeds_and_estimates_cut_to_bounds():
+    c = paired("a", np.array([0.5, 0.6]), "b", np.array([0.7, 0.9]))
+    assert c.n == 2 and c.diff == pytest.approx(0.25) and c.diff_lo == c.diff_lo  # the difference and its interval
+    assert all(v != v for v in (c.t_p, c.wilcoxon_p, c.cohen_dz))  # but no test: 1 degree of freedom
+    e = estimate(np.array([0.97, 0.999]), bounds=(0.0, 1.0))
+    free = estimate(np.array([0.97, 0.999]))
+    assert free.hi > 1.0 and e.hi == 1.0 and e.lo == free.lo and e.mean == free.mean

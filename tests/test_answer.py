@@ -244,3 +244,48 @@ def test_arms_without_a_reference_in_their_condition_are_named_in_a_warning(synt
     assert [(c.other, c.ref) for c in an.comparisons] == [("initializer=torch.kaiming_normal, optimizer=sgd",
                                                            "initializer=torch.default, optimizer=sgd")]
     assert "1 of the 2 other arms have no finished reference arm ('torch.default')" in " ".join(an.warnings)
+
+
+def test_two_seeds_against_a_reference_are_not_tested_and_the_sentence_says_so(synthetic_store, make_spec):
+    """A paired t-test over 2 seeds (1 degree of freedom) is no test: the reference sentence, the comparison
+    table and the practical-equivalence verdicts say so, as the factor sentences do; intervals stay in 0-100%."""
+    study = make_spec(seeds=2, tune=None, reference="sgd", factors={
+        "model.width": [16, 64, 256], "training.optimizer": ["sgd", "momentum", "adam"]})
+    gain = {"sgd": 0.0, "momentum": 0.10, "adam": 0.12}  # far beyond the rope: 2 seeds could "show" it
+
+    def value(levels, tuned, seed):
+        acc = min(0.999, 0.85 + gain[levels["training.optimizer"]] + (0.03 if seed else -0.03))
+        return acc, acc, 0.99
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    sentence = next(s for s in an.sentences if "reference 'sgd'" in s)
+    assert sentence == ("No arm is tested against the reference 'sgd' within each condition of the other factors: "
+                        "only 2 seeds in common with it, no test is possible (at least 3 needed).")
+    assert all(c.n == 2 and c.t_p != c.t_p and c.p_holm != c.p_holm for c in an.comparisons)
+    assert an.ropes == {}  # no "better (P = 0.97)" from a posterior that is mostly its prior
+    assert all(0.0 <= a.test.lo <= a.test.hi <= 1.0 for a in an.arms if a.test.lo == a.test.lo)
+    assert any(a.test.hi == 1.0 for a in an.arms)  # the t-interval reached past 100% and was cut there
+    widths = [a.levels["model.width"] for a in an.arms]
+    assert widths == sorted(widths)  # arms in the study's level order: 16, 64, 256 (not the text order 16, 256, 64)
+    assert [c.label.split(",")[0] for c in an.conditions] == ["width=16", "width=64", "width=256"]
+    for c in an.conditions:  # no level is called tied with (or worse than) the best on 2 seeds: marked untested
+        assert (c.tied, c.worse, sorted(c.untested)) == ([], [], sorted(set(c.levels) - {c.best}))
+        assert {c.mark(lvl) for lvl in c.levels} == {"(best)", "?"}
+
+
+def test_the_reference_sentence_counts_the_arms_it_could_not_test():
+    from ponder.analysis.answer import reference_sentence
+    from ponder.analysis.stats import Comparison
+
+    nan = float("nan")
+    tested = Comparison("ref", "a", 6, 0.05, 0.03, 0.07, 0.001, 0.03, 2.0, p_holm=0.002)
+    same = Comparison("ref", "b", 6, 0.001, -0.01, 0.01, 0.8, 0.9, 0.1, p_holm=0.8)
+    short = Comparison("ref", "c", 2, 0.2, -1.0, 1.4, nan, nan, nan, p_holm=nan)  # its other seeds failed
+    assert reference_sentence("ref", [tested, same, short], "accuracy") == (
+        "Against the reference 'ref' (paired t-test over seeds, Holm-corrected p < 0.05): 1 arm is better: 'a' by "
+        "5.0 points; 1 of the 3 other arms do not differ significantly; 1 of the 3 other arms not tested (fewer than "
+        "3 seeds in common with the reference).")
+    assert reference_sentence("ref", [same, short], "accuracy") == (
+        "No other arm differs significantly from the reference 'ref' (paired t-test over seeds, Holm-corrected "
+        "p < 0.05); 1 of the 2 other arms not tested (fewer than 3 seeds in common with the reference).")

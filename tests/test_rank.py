@@ -78,3 +78,10 @@ def test_rope_groups_join_only_levels_equivalent_pairwise():
     assert rope_groups(table, ["b", "a", "c", "d"], rope=0.01) == [["b", "a"], ["c", "d"]]
     assert rope_groups(table, ["b", "a", "c", "d"], rope=0.1) == [["b", "a", "c", "d"]]
     assert rope_groups(table, ["a", "c", "b", "d"], rope=0.01) == []  # groups are runs in the given order
+
+
+def test_rope_test_needs_three_pairs():
+    two = rope_test(np.array([0.5, 0.6]), np.array([0.7, 0.8]), rope=0.01)
+    assert all(v != v for v in (two.p_worse, two.p_equal, two.p_better))
+    three = rope_test(np.array([0.5, 0.6, 0.55]), np.array([0.7, 0.8, 0.75]), rope=0.01)
+    assert three.verdict == "better"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ponder.analysis.stats import Comparison
+from ponder.analysis.stats import MIN_SEEDS, Comparison
 
 __all__ = ["scope", "scope_short", "reference_sentence", "outcome_sentence", "ALPHA", "CHANCE_MARGIN"]
 
@@ -93,16 +93,25 @@ def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher
     """Arms against the reference (paired t over seeds, Holm): better ones and worse ones, none hidden.
 
     Where the t-test rejects and Wilcoxon cannot (its floor with few seeds), the word is "suggestive".
-    ``where`` qualifies the reference (" within each condition of the other factors").
+    ``where`` qualifies the reference (" within each condition of the other factors"). Arms with fewer
+    than :data:`MIN_SEEDS` seeds in common with their reference are not tested, and the sentence says so.
     """
     if not comps:
         return ""
-    sig = [c for c in comps if c.p_holm == c.p_holm and c.p_holm < ALPHA]
+    tested = [c for c in comps if c.p_holm == c.p_holm]
+    if not tested:
+        n = max(c.n for c in comps)
+        return (f"No arm is tested against the reference '{ref}'{where}: only {_plural(n, 'seed')} in common with it, "
+                f"no test is possible (at least {MIN_SEEDS} needed).")
+    untested = len(comps) - len(tested)
+    skipped = (f"; {untested} of the {_plural(len(comps), 'other arm')} not tested (fewer than {MIN_SEEDS} seeds in "
+               "common with the reference)") if untested else ""
+    sig = [c for c in tested if c.p_holm < ALPHA]
     better = [c for c in sig if (c.diff > 0) == higher]
     worse = [c for c in sig if (c.diff > 0) != higher]
     family = f"paired t-test over seeds, Holm-corrected p < {ALPHA}"
     if not sig:
-        return f"No other arm differs significantly from the reference '{ref}'{where} ({family})."
+        return f"No other arm differs significantly from the reference '{ref}'{where} ({family}){skipped}."
     parts = []
     for word, group in (("better", better), ("worse", worse)):
         if group:
@@ -112,9 +121,9 @@ def reference_sentence(ref: str, comps: list[Comparison], metric: str, *, higher
             more = f" and {len(group) - 6} more {word}" if len(group) > 6 else ""
             parts.append(f"{_plural(len(group), 'arm')} {'is' if len(group) == 1 else 'are'} {word}: "
                          + "; ".join(items) + more)
-    rest = len(comps) - len(sig)
+    rest = len(tested) - len(sig)
     tail = f"; {rest} of the {_plural(len(comps), 'other arm')} do not differ significantly" if rest else ""
-    return f"Against the reference '{ref}'{where} ({family}): " + "; ".join(parts) + tail + "."
+    return f"Against the reference '{ref}'{where} ({family}): " + "; ".join(parts) + tail + skipped + "."
 
 
 def outcome_sentence(total: int, diverged: int, no_train: int, memorized: int) -> str:

@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 from ponder.lazy import stats  # scipy.stats, loaded on first use
 
-from ponder.analysis.stats import estimate, holm, paired, wilcoxon_floor
+from ponder.analysis.stats import MIN_SEEDS, estimate, holm, paired, wilcoxon_floor
 
 __all__ = ["FactorEffect", "Pairwise", "InteractionTest", "SimpleEffect", "Trend", "main_effects", "interactions", "trend",
            "is_ordered", "wilcoxon_floor"]
 
-MIN_SEEDS = 3  # below this no test is run: a paired t-test on 2 seeds has 1 degree of freedom
 EXACT_SIGN_FLIPS, PERMUTATIONS = 12, 9999  # up to 2^12 sign patterns are enumerated; above, 9999 random ones
 
 
@@ -201,11 +200,11 @@ def _pairwise(table: pd.DataFrame, order: list[str], alpha: float) -> list[Pairw
                      _num(w), bool(t < alpha)) for c, t, w in zip(comps, th, wh)]
 
 
-def _main_effect(df: pd.DataFrame, factor: str, *, higher: bool, rope: float, alpha: float) -> FactorEffect:
+def _main_effect(df: pd.DataFrame, factor: str, *, higher: bool, rope: float, alpha: float, bounds=None) -> FactorEffect:
     """The main effect of ``factor``: see :func:`main_effects`."""
     table, note = _cells(df, [factor])
     n, sign = len(table), 1.0 if higher else -1.0
-    est = {lv: estimate(table[lv].to_numpy(float)) for lv in table.columns}
+    est = {lv: estimate(table[lv].to_numpy(float), bounds=bounds) for lv in table.columns}
     order = sorted(table.columns, key=lambda lv: (-sign * est[lv].mean if n else 0.0, lv))
     eff = estimate((table[order[0]] - table[order[-1]]).to_numpy(float))
     base = dict(factor=factor, n=n, levels=order, means={lv: _num(est[lv].mean) for lv in order},
@@ -235,7 +234,8 @@ def _main_effect(df: pd.DataFrame, factor: str, *, higher: bool, rope: float, al
                         mde=float(TTestPower().solve_power(nobs=n, alpha=alpha, power=0.8)) * sd)
 
 
-def main_effects(df: pd.DataFrame, factors: list[str], *, higher: bool, rope: float, alpha: float = 0.05) -> list[FactorEffect]:
+def main_effects(df: pd.DataFrame, factors: list[str], *, higher: bool, rope: float, alpha: float = 0.05,
+                 bounds: tuple[float, float] | None = None) -> list[FactorEffect]:
     """Judge every factor's main effect over seed blocks.
 
     Omnibus: 2 levels, paired t and Wilcoxon; 3+, repeated-measures ANOVA and Friedman. Each level
@@ -249,6 +249,7 @@ def main_effects(df: pd.DataFrame, factors: list[str], *, higher: bool, rope: fl
         higher: True when higher is better (accuracy), False for loss-like metrics.
         rope: Region of practical equivalence in metric units (0.01 = 1 point of accuracy).
         alpha: Significance level of every test.
+        bounds: The metric's range (0, 1 for an accuracy): each level's interval is cut to it.
 
     Returns:
         One FactorEffect per factor, largest |effect| first (ties by name).
@@ -257,7 +258,7 @@ def main_effects(df: pd.DataFrame, factors: list[str], *, higher: bool, rope: fl
         ValueError: A column is missing, the table is empty or ``rope`` < 0.
     """
     _check(df, factors, rope)
-    out = [_main_effect(df, f, higher=higher, rope=rope, alpha=alpha) for f in factors]
+    out = [_main_effect(df, f, higher=higher, rope=rope, alpha=alpha, bounds=bounds) for f in factors]
     return sorted(out, key=lambda e: (-abs(e.effect) if e.effect is not None else math.inf, e.factor))
 
 

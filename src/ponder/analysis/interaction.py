@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ponder.analysis.stats import holm, paired
+from ponder.analysis.stats import MIN_SEEDS, holm, level_order, paired
 
 from ponder.analysis.answer import ALPHA
 
@@ -34,6 +34,11 @@ class Condition:
     no_train: list[str]  # levels whose runs mostly did not train
     spread: float  # best mean minus worst mean
     ranks: dict[str, int] = field(default_factory=dict)
+    untested: list[str] = field(default_factory=list)  # fewer than MIN_SEEDS seeds beside the best: no test, no claim
+
+    def mark(self, level: str) -> str:
+        """The table mark of ``level``: '(best)', '*' (tied with the best), '?' (not tested) or ''."""
+        return "(best)" if level == self.best else "*" if level in self.tied else "?" if level in self.untested else ""
 
 
 def _short(v) -> str:
@@ -50,7 +55,9 @@ def interactions(chosen: pd.DataFrame, factors: dict[str, list], focus: str, cha
     df = chosen.assign(_focus=[_short(lv[focus]) for lv in levels],
                        _cond=[", ".join(f"{k.split('.', 1)[1]}={_short(lv[k])}" for k in others) for lv in levels])
     conds = []
-    order = list(dict.fromkeys(df["_cond"]))
+    key = level_order({k: factors[k] for k in others})  # conditions in the study's level order
+    first = df.drop_duplicates("_cond")
+    order = [c for _, c in sorted((key(lv), c) for lv, c in zip(first["arm_json"].map(json.loads), first["_cond"]))]
     for cond in order:
         g = df[df["_cond"] == cond]
         means = g.groupby("_focus")["test_acc"].mean().to_dict()
@@ -65,10 +72,11 @@ def interactions(chosen: pd.DataFrame, factors: dict[str, list], focus: str, cha
             comps.append(paired(best, ref.loc[both].to_numpy(), lvl, other.loc[both].to_numpy()))
             names.append(lvl)
         adj = holm([c.t_p for c in comps])
-        tied = [n for n, p in zip(names, adj) if not p < ALPHA]
-        worse = [n for n in names if n not in tied]
+        tied = [n for n, p in zip(names, adj) if p == p and not p < ALPHA]
+        worse = [n for n, p in zip(names, adj) if p == p and p < ALPHA]
+        untested = [n for n, c in zip(names, comps) if c.n < MIN_SEEDS]
         no_train = [lvl for lvl, gg in g.groupby("_focus") if chance and (gg["train_acc"] <= chance + margin).mean() > 0.5]
         vals = [v for v in means.values() if math.isfinite(v)]
         ranks = {k: i + 1 for i, k in enumerate(sorted(means, key=lambda k: -means[k]))}
-        conds.append(Condition(cond or "all", means, best, tied, worse, no_train, max(vals) - min(vals), ranks))
+        conds.append(Condition(cond or "all", means, best, tied, worse, no_train, max(vals) - min(vals), ranks, untested))
     return conds

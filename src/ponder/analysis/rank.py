@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from ponder.lazy import stats  # scipy.stats, loaded on first use
 
+from ponder.analysis.stats import MIN_SEEDS
 from ponder.rng import np_rng_for, stream_seed
 
 __all__ = ["Ranking", "friedman_nemenyi", "critical_difference", "Rope", "rope_test", "bootstrap_ci", "cliffs_delta", "dz_ci",
@@ -93,13 +94,15 @@ ROPE_SAMPLES = 10_000  # posterior samples per test: the Monte Carlo error of a 
 def rope_test(ref: np.ndarray, other: np.ndarray, *, rope: float = 0.01, seed: int = 0) -> Rope:
     """Bayesian signed-rank test of other - ref (paired by seed) with a region of practical equivalence.
 
-    ``rope`` is in the metric's units (0.01 = 1 percentage point of accuracy).
+    ``rope`` is in the metric's units (0.01 = 1 percentage point of accuracy). Below :data:`MIN_SEEDS` pairs
+    no test (NaN probabilities), as for the t-tests: with 2 pairs the posterior is mostly the prior (any two
+    differences beyond the rope read "better, P = 0.97").
     """
     from baycomp import SignedRankTest
 
     a, b = np.asarray(ref, float), np.asarray(other, float)
     ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 2:
+    if ok.sum() < MIN_SEEDS:
         return Rope(math.nan, math.nan, math.nan, rope)
     # baycomp's probs(x, y) = (P(x better than y), P(within the rope), P(y better than x)); x = other, y = ref
     better, eq, worse = SignedRankTest.probs(b[ok], a[ok], rope=rope, nsamples=ROPE_SAMPLES,
@@ -163,7 +166,7 @@ def rope_groups(table, order: list[str], *, rope: float = 0.01, seed: int = 0) -
         key = (a, b) if a < b else (b, a)
         if key not in verdict:
             both = table[[a, b]].dropna()
-            verdict[key] = len(both) >= 2 and rope_test(both[a].to_numpy(), both[b].to_numpy(), rope=rope, seed=seed).verdict == "equivalent"
+            verdict[key] = len(both) >= MIN_SEEDS and rope_test(both[a].to_numpy(), both[b].to_numpy(), rope=rope, seed=seed).verdict == "equivalent"
         return verdict[key]
 
     groups: list[list[str]] = []

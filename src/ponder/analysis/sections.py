@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from ponder.analysis.answer import CHANCE_MARGIN, outcome_sentence, reference_sentence, scope, scope_short
-from ponder.analysis.stats import Comparison, estimate, holm, paired
+from ponder.analysis.stats import Comparison, estimate, holm, level_order, paired
 from ponder.analysis.summary import Analysis, ArmResult, Context, arm_levels
 
 __all__ = ["Section", "SECTIONS", "compose", "MEMORIZED"]
@@ -32,18 +32,29 @@ class Section:
     run: Callable[[Context, Analysis], list[str]]
 
 
+UNIT = (0.0, 1.0)  # the range of an accuracy: intervals of means are cut to it
+
+
+def _bounds(ctx: Context) -> tuple[float, float] | None:
+    """The range of the study's metric where it has one (accuracies: 0 to 1), else None."""
+    from ponder.analysis.verdict import POINTS_METRICS
+
+    return UNIT if ctx.metric in POINTS_METRICS else None
+
+
 def _arm_result(ctx: Context, arm: str, g: pd.DataFrame) -> ArmResult:
     train = g["train_acc"].astype(float)
     no_train = int((train <= ctx.chance + CHANCE_MARGIN).sum()) if ctx.chance else 0
     memorized = int(((train >= MEMORIZED) & (g["test_acc"] <= ctx.chance + CHANCE_MARGIN)).sum()) if ctx.chance else 0
     return ArmResult(arm, json.loads(g["arm_json"].iloc[0]), json.loads(g["tuned_json"].iloc[0]),
-                     estimate(g[ctx.col].to_numpy()), estimate(train.to_numpy()), len(g),
+                     estimate(g[ctx.col].to_numpy(), bounds=_bounds(ctx)), estimate(train.to_numpy(), bounds=UNIT), len(g),
                      int((g["status"] == "diverged").sum()), no_train, memorized)
 
 
 def _arms(ctx: Context, an: Analysis) -> list[str]:
     """Per-arm estimates at the chosen setting, ranks, learning curves and probes."""
-    order = list(dict.fromkeys(ctx.chosen.sort_values(["arm"], kind="stable")["arm"]))
+    first, key = ctx.chosen.drop_duplicates("arm"), level_order(ctx.factors)  # arms in the study's level order
+    order = [arm for _, arm in sorted((key(json.loads(j)), arm) for arm, j in zip(first["arm"], first["arm_json"]))]
     an.arms = [_arm_result(ctx, arm, ctx.chosen[ctx.chosen["arm"] == arm]) for arm in order]
     sign = 1.0 if ctx.higher else -1.0
     ranked = sorted(an.arms, key=lambda a: -sign * a.test.mean if np.isfinite(a.test.mean) else math.inf)
@@ -63,7 +74,7 @@ def _curves(ctx: Context) -> pd.DataFrame:
     rows = []
     for (arm, ep), g in e.groupby(["arm", "epoch"]):
         for split in ("train", "val", "test"):
-            est = estimate(g[f"{split}_acc"].to_numpy())
+            est = estimate(g[f"{split}_acc"].to_numpy(), bounds=UNIT)
             rows.append({"arm": arm, "epoch": int(ep), "split": split, "mean": est.mean, "lo": est.lo, "hi": est.hi})
     return pd.DataFrame(rows, columns=["arm", "epoch", "split", "mean", "lo", "hi"])
 
@@ -95,9 +106,13 @@ def _reference(ctx: Context, an: Analysis) -> list[str]:
     for a, ref in pairs:
         both = by_seed[ref.arm].index.intersection(by_seed[a.arm].index)
         x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
-        comps.append(paired(ref.arm, x, a.arm, y))
-        if ctx.metric == "accuracy":
-            an.ropes[a.arm] = rope_test(x, y, rope=ctx.rope)
+        c, bounds = paired(ref.arm, x, a.arm, y), _bounds(ctx)
+        if bounds is not None:  # a difference of accuracies lies within -1 to 1: so does its interval
+            c = replace(c, diff_lo=max(c.diff_lo, -bounds[1]), diff_hi=min(c.diff_hi, bounds[1]))
+        comps.append(c)
+        rope = rope_test(x, y, rope=ctx.rope) if ctx.metric == "accuracy" else None
+        if rope is not None and rope.p_equal == rope.p_equal:  # tested (enough seeds): else the tables say "–"
+            an.ropes[a.arm] = rope
         lo, hi = dz_ci(y - x) if len(both) > 5 else (math.nan, math.nan)  # a bootstrap of <= 5 values means nothing
         an.effects[a.arm] = {"dz_lo": lo, "dz_hi": hi, "cliffs_delta": cliffs_delta(x, y)}
     an.comparisons = [Comparison(**{**c.__dict__, "p_holm": p}) for c, p in zip(comps, holm([c.t_p for c in comps]))]
@@ -147,7 +162,7 @@ def _factors(ctx: Context, an: Analysis) -> list[str]:
     from ponder.analysis.verdict import factor_sentence, interaction_sentence, trend_sentence
 
     df, keys = factor_table(ctx), list(ctx.factors)
-    an.factor_effects = main_effects(df, keys, higher=ctx.higher, rope=ctx.rope)
+    an.factor_effects = main_effects(df, keys, higher=ctx.higher, rope=ctx.rope, bounds=_bounds(ctx))
     an.interaction_tests = interactions(df, keys, higher=ctx.higher) if len(keys) >= 2 else []
     an.trends = [t for k in keys if len(ctx.factors[k]) >= 3 and is_ordered(ctx.factors[k])
                  for t in [trend(df, k, higher=ctx.higher)] if t is not None]

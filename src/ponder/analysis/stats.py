@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from ponder.lazy import stats  # scipy.stats, loaded on first use
 
-__all__ = ["Estimate", "estimate", "Comparison", "paired", "holm", "wilcoxon_floor"]
+__all__ = ["Estimate", "estimate", "Comparison", "paired", "holm", "wilcoxon_floor", "MIN_SEEDS", "level_order"]
+
+MIN_SEEDS = 3  # below this no test is run: a paired t-test on 2 seeds has 1 degree of freedom
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,10 @@ class Estimate:
     hi: float
 
 
-def estimate(values: np.ndarray, level: float = 0.95) -> Estimate:
-    """Mean, median, std and the t confidence interval of finite ``values``."""
+def estimate(values: np.ndarray, level: float = 0.95, *, bounds: tuple[float, float] | None = None) -> Estimate:
+    """Mean, median, std and the t confidence interval of finite ``values``; with ``bounds`` (the range the
+    metric can take, e.g. (0, 1) for an accuracy) the interval is cut to that range: a mean accuracy's
+    t-interval over few seeds can reach past 100%, which no accuracy can."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     n = len(v)
@@ -40,7 +44,10 @@ def estimate(values: np.ndarray, level: float = 0.95) -> Estimate:
         return Estimate(1, mean, median, math.nan, math.nan, math.nan)
     sd = float(v.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    return Estimate(n, mean, median, sd, mean - half, mean + half)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Estimate(n, mean, median, sd, lo, hi)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,9 @@ class Comparison:
 
 
 def paired(ref_name: str, ref: np.ndarray, other_name: str, other: np.ndarray) -> Comparison:
-    """Paired t-test and Wilcoxon signed-rank test of other - ref (arrays aligned by seed)."""
+    """Paired t-test and Wilcoxon signed-rank test of other - ref (arrays aligned by seed); below
+    :data:`MIN_SEEDS` common seeds the difference and its interval only (p-values NaN: no test), as for
+    the factor tests, so no sentence calls a 2-seed difference significant."""
     a, b = np.asarray(ref, float), np.asarray(other, float)
     ok = np.isfinite(a) & np.isfinite(b)
     d = b[ok] - a[ok]
@@ -68,6 +77,8 @@ def paired(ref_name: str, ref: np.ndarray, other_name: str, other: np.ndarray) -
     if n < 2:
         return Comparison(ref_name, other_name, n, float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
     est = estimate(d)
+    if n < MIN_SEEDS:
+        return Comparison(ref_name, other_name, n, est.mean, est.lo, est.hi, math.nan, math.nan, math.nan)
     sd = float(d.std(ddof=1))
     if sd == 0.0:
         t_p = 1.0 if est.mean == 0 else 0.0
@@ -104,3 +115,15 @@ def holm(pvalues: list[float]) -> list[float]:
 def wilcoxon_floor(n: int) -> float:
     """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give with n pairs: 2 / 2^n."""
     return min(1.0, 2.0 / 2**n)
+
+
+def level_order(factors: dict[str, list]):
+    """Sort key for an arm's levels ``{factor: level}``: the study's own order of each factor's levels, factor
+    by factor (widths 16, 64, 256, not the text order 16, 256, 64); a level the study does not list goes last."""
+    import json
+
+    def text(v) -> str:
+        return json.dumps(v, sort_keys=True, default=str)
+
+    pos = {k: {text(v): i for i, v in enumerate(vals)} for k, vals in factors.items()}
+    return lambda levels: tuple(pos[k].get(text(levels.get(k)), len(pos[k])) for k in factors)

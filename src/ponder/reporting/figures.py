@@ -45,7 +45,8 @@ def _factors(an: Analysis) -> dict:
 
 def _interaction_caption(an: Analysis) -> str:
     return (f"Interaction: mean test accuracy of each {an.focus.split('.', 1)[-1]} (rows) in each condition of the other "
-            "factors (columns); '(best)' marks the best level, '*' the levels tied with it.")
+            "factors (columns); '(best)' marks the best level, '*' the levels tied with it"
+            + (", '?' the levels not tested against it (fewer than 3 seeds)." if any(c.untested for c in an.conditions) else "."))
 
 
 def _propagation_caption(an: Analysis) -> str:

@@ -57,10 +57,11 @@ def _interaction(an: Analysis) -> list[str]:
     lines = ["", f"## Interaction: {md(an.focus)} across conditions", "", md(an.interaction), ""]
     lines += _header(md_cell(an.focus.split(".", 1)[-1]), *(md_cell(c.label) for c in an.conditions))
     for lvl in dict.fromkeys(k for c in an.conditions for k in c.levels):
-        cells = [pct(c.levels.get(lvl, float("nan"))) + (" (best)" if lvl == c.best else " \\*" if lvl in c.tied else "")
-                 for c in an.conditions]
+        cells = [f"{pct(c.levels.get(lvl, float('nan')))} {md_cell(c.mark(lvl))}".rstrip() for c in an.conditions]
         lines.append(_row(md_cell(lvl), *cells))
-    return lines
+    untested = "; ?: not tested against the best (fewer than 3 seeds)" if any(c.untested for c in an.conditions) else ""
+    return lines + ["", f"(best): highest mean; \\*: not significantly worse than the best in that column (seed-paired "
+                        f"t-test, Holm-corrected within the column){untested}."]
 
 
 def _comparisons(an: Analysis) -> list[str]:

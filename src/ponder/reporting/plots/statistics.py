@@ -36,12 +36,13 @@ def interaction_heatmap(an: Analysis, path: Path) -> Path:
         for i, lvl in enumerate(levels):
             v = data[i, j]
             if v == v:
-                mark = " (best)" if lvl == c.best else (" *" if lvl in c.tied else "")
-                ax.text(j, i, f"{v:.1f}{mark}", ha="center", va="center", fontsize=7,
+                mark = c.mark(lvl)
+                ax.text(j, i, f"{v:.1f} {mark}".rstrip(), ha="center", va="center", fontsize=7,
                         color="black" if v > np.nanmean(data) else "white")
     ax.set_yticks(range(len(levels)), [text(lvl) for lvl in levels], fontsize=8)
     ax.set_xticks(range(len(conds)), ["\n".join(text(part) for part in c.label.split(", ")) for c in conds], fontsize=8)
-    ax.set_title(f"{text(short_key(an.focus))} x conditions: mean test accuracy ( * = tied with the best, Holm p >= 0.05)",
+    ax.set_title(f"{text(short_key(an.focus))} x conditions: mean test accuracy ( * = tied with the best, Holm p >= 0.05"
+                 f"{'; ? = not tested' if any(c.untested for c in conds) else ''})",
                  fontsize=9)
     fig.tight_layout()
     return save(fig, path, 130)
