@@ -289,3 +289,13 @@ def test_the_reference_sentence_counts_the_arms_it_could_not_test():
     assert reference_sentence("ref", [same, short], "accuracy") == (
         "No other arm differs significantly from the reference 'ref' (paired t-test over seeds, Holm-corrected "
         "p < 0.05); 1 of the 2 other arms not tested (fewer than 3 seeds in common with the reference).")
+
+
+def test_the_scope_reads_built_in_initialisms_and_plugin_names_with_the_right_article():
+    from ponder.analysis.answer import _model_words
+
+    def words(arch: str) -> str:
+        return _model_words({"model": {"arch": arch, "depth": 2, "width": 16}}, classical=False)
+
+    assert words("mlp").startswith("an mlp (") and words("cnn1d").startswith("a cnn1d (")
+    assert words("my.convnet").startswith("a my.convnet (") and words("acme.resnet").startswith("an acme.resnet (")

@@ -39,7 +39,8 @@ def _model_words(spec: dict[str, Any], classical: bool) -> str:
         return f"{'an' if m['arch'][:1] in 'aeiou' else 'a'} {m['arch']} (classic pipeline)"
     depth = "depth varied" if "model.depth" in factors else _plural(m["depth"], "hidden layer")
     width = "width varied" if "model.width" in factors else f"width {m['width']}"
-    article = "an" if m["arch"][:1] in "aefhilmnorsx" else "a"  # initialisms: "an mlp", "a cnn1d"
+    # built-in names are initialisms ("an mlp", "a cnn1d"); a plugin's dotted name reads as a word ("a my.convnet")
+    article = "an" if m["arch"][:1] in ("aeiou" if "." in m["arch"] else "aefhilmnorsx") else "a"
     return f"{article} {m['arch']} ({depth}, {width})"
 
 
