@@ -118,6 +118,15 @@ def _unchanged(folder: Path, fingerprint: str) -> dict | None:
     return kept if (folder / "index.html").is_file() and (folder / "summary.md").is_file() else None
 
 
+def fixed_settings(spec: dict) -> dict[str, dict]:
+    """The dataset, model and training settings every run shares: the study file's values less the keys that a
+    factor varies, or that are tuned or searched per arm (those are in the design table, not fixed)."""
+    varied = {part for key in spec.get("factors", {}) for part in key.split("+")}
+    varied |= set(spec.get("tune", {})) | {k for k in spec.get("search", {}) if k not in ("draws", "seed")}
+    return {section: {k: v for k, v in spec.get(section, {}).items() if f"{section}.{k}" not in varied}
+            for section in ("dataset", "model", "training")}
+
+
 def _default_command(an: Analysis, store: Store) -> str:
     source = an.study["spec"].get("source") or an.study["name"]
     return f"ponder run {source}{' --quick' if an.study['quick'] else ''} --store {store.path}"
@@ -144,7 +153,7 @@ def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str, fol
     envs = an.finals["env_json"].dropna()
     env = json.loads(envs.iloc[0]) if len(envs) else {}
     shift_cols, shift_rows = shift_grid(an)
-    return render("study.html", shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"), study=an.study,
+    return render("study.html", fixed=fixed_settings(an.study["spec"]), shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"), study=an.study,
                   spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures, fmt=fmt,
                   fmtd=fmtd, pct=pct, p=pval, env=json.dumps(env), folklore=_folklore(an) if folklore is _COMPUTE else folklore, sigma=an.sigma_w2,
                   anchors=_anchors(an.study["name"]), command=command)

@@ -1,0 +1,20 @@
+"""What the study page states as fixed is fixed: settings a factor varies, or that are tuned or searched per
+arm, are not listed among the settings every run shares."""
+
+from __future__ import annotations
+
+from ponder.reporting.html import fixed_settings
+
+
+def test_fixed_settings_leave_out_what_varies_per_arm():
+    spec = {"dataset": {"name": "mnist1d", "label_noise": 0.0},
+            "model": {"arch": "mlp", "activation": "relu", "dropout": 0.0, "width": 64, "initializer": "torch.default",
+                      "init_params": {}},
+            "training": {"optimizer": "momentum", "lr": 0.05, "weight_decay": 0.0, "epochs": 5},
+            "factors": {"model.activation": ["relu", "tanh"], "model.initializer+model.init_params": [["a", {}]]},
+            "tune": {"training.lr": [0.01, 0.03]},
+            "search": {"draws": 4, "seed": 0, "training.weight_decay": {"log_uniform": [1e-5, 1e-3]}}}
+    fixed = fixed_settings(spec)
+    assert fixed == {"dataset": {"name": "mnist1d", "label_noise": 0.0},
+                     "model": {"arch": "mlp", "dropout": 0.0, "width": 64},
+                     "training": {"optimizer": "momentum", "epochs": 5}}
