@@ -106,5 +106,12 @@ def test_list_and_show(tiny_study):
     assert r.returncode == 0 and '"torch.default"' in r.stdout
     r = ponder_cli("list", "studies")
     assert "quickstart" in r.stdout
+    r = ponder_cli("list", "initializers", "-p", "nguyen", "--format", "tsv")  # a plain word: names containing it
+    assert r.returncode == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == [
+        "nguyen_widrow_1990", "opencv.nguyen_widrow"]
+    r = ponder_cli("list", "initializers", "-p", "torch.x*", "--format", "tsv")  # a pattern: fnmatch, as before
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()[1:]] == ["torch.xavier_normal", "torch.xavier_uniform"]
+    r = ponder_cli("list", "activations", "-p", "no-such", "--format", "json")
+    assert r.returncode == 0 and r.stdout.strip() == "[]" and "no activations match 'no-such'" in r.stderr
     r = ponder_cli("show", tiny_study)
     assert r.returncode == 0 and "12 runs in 1 populations" in r.stdout

@@ -36,10 +36,12 @@ PLUGIN = typer.Option([], "--plugin", help="A module registering your own compon
 
 def list_(what: str = typer.Argument("studies", help="studies, initializers, activations, losses, datasets, models "
                                      "or metrics."),
-          pattern: str = typer.Option("*", "--pattern", "-p", help="fnmatch pattern on names."),
+          pattern: str = typer.Option("*", "--pattern", "-p", help="Names containing this text, or an fnmatch "
+                                      "pattern (with *, ? or [...])."),
           fmt: str = FORMAT, plugin: list[str] = PLUGIN) -> None:
     """List built-in studies or catalog entries (with a plugin's entries, marked as such)."""
     checks.choice("--format", fmt, TABLE_FORMATS)
+    glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"  # a plain word: names containing it
     if plugin:
         from pathlib import Path
 
@@ -49,14 +51,16 @@ def list_(what: str = typer.Argument("studies", help="studies, initializers, act
     if what == "studies":
         from fnmatch import fnmatchcase
 
-        rows = [{"name": k, "question": v} for k, v in builtin_questions().items() if fnmatchcase(k, pattern)]
+        rows = [{"name": k, "question": v} for k, v in builtin_questions().items() if fnmatchcase(k, glob)]
     elif what in KIND_PLURAL:
         from ponder import registry
 
         rows = [{"name": e.name, "formula": e.formula, "source": e.source or f"plugin {e.fn.__module__}",
-                 "cites": e.cites} for e in registry.entries(KIND_PLURAL[what], pattern)]
+                 "cites": e.cites} for e in registry.entries(KIND_PLURAL[what], glob)]
     else:
         checks.choice("kind", what, ["studies", *KIND_PLURAL])  # always raises here
+    if not rows:
+        say(f"no {what} match '{pattern}' (ponder list {what} shows them all)", to_err=True)
     emit(rows, fmt)
 
 
