@@ -53,6 +53,18 @@ def test_theory_commands(tmp_path):
     assert r.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000
 
 
+def test_theory_phase_never_replaces_a_file_without_force(tmp_path):
+    for name in ("mine.png", "mine.svg"):  # the PNG named, or the SVG written beside it
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).write_bytes(b"my own picture")
+        r = ponder_cli("theory", "phase", "--activation", "tanh", "--out", folder / "mine.png")
+        assert r.returncode == 2 and "exists already; pass --force" in r.stderr and name in r.stderr
+        assert (folder / name).read_bytes() == b"my own picture"
+    r = ponder_cli("theory", "phase", "--activation", "tanh", "--out", folder / "mine.png", "--force")
+    assert r.returncode == 0 and (folder / "mine.svg").read_bytes() != b"my own picture"
+
+
 def test_folklore_verdict_is_computed():
     assert exact_fraction("uniform", 0.25) == pytest.approx(0.25 / 3**0.5)
     assert exact_fraction("normal", 1.0) == pytest.approx(0.682689, abs=1e-6)

@@ -57,12 +57,14 @@ def critical(activation: str = ACTIVATION,
 
 def phase(activation: str = ACTIVATION,
           sigma_b2: float = typer.Option(0.05, "--sigma-b2", help=f"sigma_b^2 of the depth-scale panel, in [0, {SIGMA_MAX:g}]."),
-          path: str = typer.Option("phase.png", "--out", help="PNG file to write (and an SVG beside it); its folder must exist.")) -> None:
+          path: str = typer.Option("phase.png", "--out", help="PNG file to write (and an SVG beside it); its folder must exist."),
+          force: bool = typer.Option(False, "--force", help="Let --out (and the SVG beside it) replace existing files.")) -> None:
     """Draw the order/chaos phase diagram with the trainable-depth line 6 xi_c."""
     _sigma_b2(sigma_b2)
     if not path.lower().endswith(".png"):
         raise PonderError(f"--out {path!r} must name a .png file (an .svg is written beside it)")
-    checks.file_target("--out", path)
+    checks.file_target("--out", path, force=force)
+    checks.file_target("--out", path[:-4] + ".svg", force=force)  # the SVG beside it is written too
     from pathlib import Path
 
     from ponder import registry
