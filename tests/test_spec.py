@@ -68,6 +68,16 @@ def test_factor_and_tune_overlap_is_refused(tmp_path):
         load_study(path)
 
 
+@pytest.mark.parametrize("second", ['"model.activation" = ["relu", "tanh"]',
+                                    '"model.activation+model.width" = [["relu", 8], ["tanh", 16]]'])
+def test_a_setting_in_two_factors_is_refused(tmp_path, second):
+    linked = '"model.activation+model.initializer" = [["relu", "torch.kaiming_normal"], ["tanh", "torch.xavier_uniform"]]'
+    text = TINY.replace('"model.initializer" = ["torch.default", "torch.kaiming_normal"]', linked + "\n" + second, 1)
+    with pytest.raises(SpecError, match=r"model.activation is set in two factors, 'model.activation\+model.initializer' "
+                                        "and 'model.activation"):
+        load_study(write(tmp_path, text))
+
+
 def test_all_problems_reported_in_one_pass(tmp_path):
     path = write(tmp_path, TINY.replace("depth = 2", "depth = -1").replace("width = 16", "widht = 16"))
     msg = str(pytest.raises(SpecError, load_study, path).value)

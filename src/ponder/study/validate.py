@@ -106,6 +106,13 @@ def _levels(study: Study, table: dict[str, list[Any]], where: str) -> tuple[dict
 
 
 def _check_overlap(study: Study) -> list[str]:
+    seen: dict[str, str] = {}
+    for key in study.factors:  # "a+b" and "a" (or "a+c") would both set a: one factor's pairing silently lost
+        for part in key.split("+"):
+            if part in seen:
+                return [f"{part} is set in two factors, {seen[part]!r} and {key!r}; each setting may appear in one "
+                        "factor (link its levels with the other setting's in one \"a+b\" factor)"]
+            seen[part] = key
     keys = {"factors": {k for key in study.factors for k in key.split("+")}, "tune": set(study.tune),
             "search": {k for k in study.search if k not in SEARCH_KEYS}}
     both = (keys["factors"] & keys["tune"]) | (keys["factors"] & keys["search"]) | (keys["tune"] & keys["search"])
