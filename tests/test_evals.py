@@ -202,6 +202,9 @@ def test_search_draws_are_deterministic_and_shared_by_arms():
     ({"draws": 2, "training.lrr": {"uniform": [0.1, 0.2]}}, "did you mean 'training.lr'"),
     ({"draws": 2, "model.activation": {"choice": ["relu"]}}, "set in two of factors, tune and search"),
     ({"draws": 2, "model.depth": {"choice": [1, -3]}}, "search.'model.depth' value -3"),
+    ({"draws": 2, "training.batch_size": {"uniform": [8, 64]}}, "is a whole number: draw it with {choice"),
+    ({"draws": 2, "training.epochs": {"log_uniform": [2, 8]}}, "is a whole number: draw it with {choice"),
+    ({"draws": 2, "dataset.train_size": {"uniform": [100, 300]}}, "is a whole number: draw it with {choice"),
 ])
 def test_bad_search_gets_one_sentence(search, needle):
     with pytest.raises(SpecError, match=needle.replace("(", r"\(").replace("'", "'").replace(".", r"\.")):

@@ -9,7 +9,7 @@ each key, what was found and what would be right.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -161,6 +161,11 @@ def _check_distribution(study: Study, key: str, dist: Any) -> list[str]:
             return [f"search key {key!r}: log_uniform needs lo > 0 (found {arg[0]!r})"]
     (section, fld), = parts
     base = study.base_config()
+    field = type(getattr(study, section)).model_fields.get(fld)
+    whole = field is not None and int in (field.annotation, *get_args(field.annotation))
+    if name != "choice" and whole:  # an integer setting (depth, batch size, train size): draws would be fractions
+        return [f"search key {key!r} is a whole number: draw it with {{choice = [...]}} (e.g. {{choice = {arg!r}}}), "
+                f"not {name}"]
     for value in arg:
         _, errs = _normalize(base, section, fld, value, f"search.{key!r} value {value!r}")
         if errs:
