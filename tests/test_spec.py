@@ -47,6 +47,7 @@ def test_builtin_quickstart_loads_and_quick_overrides_apply():
     (('activation = "tanh"', 'activation = "tanh"\ndropout = 1.0'), ["model.dropout", "less than 1"]),
     # path-like names are refused
     (('name = "tiny"', 'name = "../evil"'), ["name", "not a path"]),
+    (('name = "tiny"', 'name = "Index.HTML"'), ["name", "reports folder's index page"]),
     # unknown optimizer
     (('optimizer = "sgd"', 'optimizer = "adamw"'), ["training.optimizer", "'sgd', 'momentum' or 'adam'"]),
 ])

@@ -215,6 +215,8 @@ class Study(BaseModel):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v) or ".." in v:
             raise ValueError(f"must be 1-64 letters, digits, '_', '-' or '.', not a path (got {v!r})")
+        if v.lower() == "index.html":  # the reports folder's own page: the study's folder would take its place
+            raise ValueError(f"{v!r} is the name of the reports folder's index page; choose another name")
         return v
 
     @field_validator("question")
