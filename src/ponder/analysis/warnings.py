@@ -17,8 +17,9 @@ def _seeds(n: int) -> list[str]:
     if n >= 6:
         return []
     return [f"with {n} seed{'' if n == 1 else 's'} per arm an exact Wilcoxon signed-rank test cannot go below "
-            f"p = {wilcoxon_floor(n):.4g}, so no rank-based test can reach significance at 0.05 and paired t-test "
-            "results are at best suggestive; use at least 6 seeds (8 or more recommended)"]
+            f"p = {wilcoxon_floor(n):.4g}, so no comparison of two levels or two arms can be significant by its rank "
+            "test at 0.05 and a paired t-test that rejects is at best suggestive (Friedman's test of three or more "
+            "levels is not bound this way); use at least 6 seeds (8 or more recommended)"]
 
 
 def edge_warnings(tune: dict[str, list], chosen_tuned: dict[str, dict]) -> list[str]:
