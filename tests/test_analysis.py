@@ -127,3 +127,15 @@ def test_paired_runs_no_test_below_three_seeds_and_estimates_cut_to_bounds():
     e = estimate(np.array([0.97, 0.999]), bounds=(0.0, 1.0))
     free = estimate(np.array([0.97, 0.999]))
     assert free.hi > 1.0 and e.hi == 1.0 and e.lo == free.lo and e.mean == free.mean
+
+
+def test_metric_ranges_are_stored_with_the_plan_and_read_back():
+    from ponder.analysis.summary import metric_bounds
+    from ponder.study.spec import parse_study
+
+    study = parse_study({"name": "r", "question": "Which is better?", "metrics": ["ece", "accuracy", "loss"],
+                         "factors": {"model.activation": ["relu", "tanh"]}})
+    assert study.bounds == {"ece": [0.0, 1.0], "accuracy": [0.0, 1.0], "loss": [0.0, None]}
+    spec = json.loads(json.dumps(study.model_dump() | {"bounds": study.bounds}))  # as the store keeps it
+    assert metric_bounds(spec, "ece") == (0.0, 1.0) and metric_bounds(spec, "loss") == (0.0, math.inf)
+    assert metric_bounds({}, "accuracy") == (0.0, 1.0) and metric_bounds({}, "ece") is None  # stored before ranges

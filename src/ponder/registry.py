@@ -91,9 +91,12 @@ class ModelFacts:
 class MetricFacts:
     """Attributes:
         direction: ``max`` (higher is better, accuracy) or ``min`` (lower is better, loss, ECE).
+        bounds: The range the metric's values lie in (``(0, 1)`` for an accuracy); reports cut the
+            confidence intervals of means to it. None: unbounded.
     """
 
     direction: str = "max"
+    bounds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

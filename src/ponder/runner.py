@@ -156,7 +156,7 @@ def run_study(study: Study, store: Store, *, executor: Executor | None = None, d
     budget = executor.budget() if pending else 0  # first: the local executor settles its device and threads here
     if pending:  # a plan whose every run is stored was checked when they trained; its data need not be loaded
         check_plan(study, runs, force=force)
-    store.save_plan(name=study.name, question=study.question, spec=study.model_dump() | {"directions": study.directions},
+    store.save_plan(name=study.name, question=study.question, spec=study.model_dump() | {"directions": study.directions, "bounds": study.bounds},
                     source=study.source, quick=quick, runs=runs)
     chunks, n_pops = plan_chunks(pending, budget=memory if memory is not None else budget,
                                  slots=executor.slots) if pending else ([], 0)

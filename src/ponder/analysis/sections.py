@@ -16,7 +16,7 @@ import pandas as pd
 
 from ponder.analysis.answer import CHANCE_MARGIN, outcome_sentence, reference_sentence, scope, scope_short
 from ponder.analysis.stats import Comparison, estimate, holm, level_order, paired
-from ponder.analysis.summary import Analysis, ArmResult, Context, arm_levels
+from ponder.analysis.summary import Analysis, ArmResult, Context, arm_levels, metric_bounds
 
 __all__ = ["Section", "SECTIONS", "compose", "MEMORIZED"]
 
@@ -36,10 +36,8 @@ UNIT = (0.0, 1.0)  # the range of an accuracy: intervals of means are cut to it
 
 
 def _bounds(ctx: Context) -> tuple[float, float] | None:
-    """The range of the study's metric where it has one (accuracies: 0 to 1), else None."""
-    from ponder.analysis.verdict import POINTS_METRICS
-
-    return UNIT if ctx.metric in POINTS_METRICS else None
+    """The range of the study's metric where it has one (accuracies and ECE: 0 to 1; a loss: 0 and up), else None."""
+    return metric_bounds(ctx.spec, ctx.metric)
 
 
 def _arm_result(ctx: Context, arm: str, g: pd.DataFrame) -> ArmResult:
@@ -108,7 +106,8 @@ def _reference(ctx: Context, an: Analysis) -> list[str]:
         x, y = by_seed[ref.arm].loc[both].to_numpy(), by_seed[a.arm].loc[both].to_numpy()
         c, bounds = paired(ref.arm, x, a.arm, y), _bounds(ctx)
         if bounds is not None:  # a difference of accuracies lies within -1 to 1: so does its interval
-            c = replace(c, diff_lo=max(c.diff_lo, -bounds[1]), diff_hi=min(c.diff_hi, bounds[1]))
+            span = bounds[1] - bounds[0]
+            c = replace(c, diff_lo=max(c.diff_lo, -span), diff_hi=min(c.diff_hi, span))
         comps.append(c)
         rope = rope_test(x, y, rope=ctx.rope) if ctx.metric == "accuracy" else None
         if rope is not None and rope.p_equal == rope.p_equal:  # tested (enough seeds): else the tables say "–"

@@ -141,6 +141,12 @@ def metric_direction(spec: dict[str, Any], metric: str) -> str:
     return spec.get("directions", {}).get(metric) or METRICS.get(metric, "max")
 
 
+def metric_bounds(spec: dict[str, Any], metric: str) -> tuple[float, float] | None:
+    """The range of the metric's values, as stored with the plan (studies stored before: accuracies 0 to 1)."""
+    b = spec.get("bounds", {}).get(metric) if "bounds" in spec else ([0.0, 1.0] if metric == "accuracy" else None)
+    return None if b is None else (-math.inf if b[0] is None else b[0], math.inf if b[1] is None else b[1])
+
+
 def _with_metrics(final: pd.DataFrame, evals: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Add ``val_<m>`` and ``test_<m>`` columns for the extra metrics (stored in ``evals``)."""
     extra = [m for m in metrics if m not in METRICS]

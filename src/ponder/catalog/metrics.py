@@ -9,6 +9,8 @@ training loop; the others are measured on the validation and test sets of each t
 
 from __future__ import annotations
 
+import math
+
 from ponder.lazy import torch  # torch loads on first use: the catalog registers without it
 from ponder.registry import register
 
@@ -17,14 +19,14 @@ __all__ = ["ECE_BINS", "expected_calibration_error"]
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017
 
 
-@register("metric", "accuracy", formula="mean(argmax logits == y)", direction="max",
+@register("metric", "accuracy", formula="mean(argmax logits == y)", direction="max", bounds=(0.0, 1.0),
           source="fraction of correct predictions", cites="(standard)")
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of examples whose highest logit is the true class."""
     return float((logits.argmax(-1) == y).double().mean())
 
 
-@register("metric", "loss", formula="the study's training loss on the split", direction="min",
+@register("metric", "loss", formula="the study's training loss on the split", direction="min", bounds=(0.0, math.inf),
           source="the loss the model trains on", cites="(standard)")
 def loss(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Cross-entropy of the softmax of the logits (the training loss itself is logged every epoch)."""
@@ -32,7 +34,7 @@ def loss(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @register("metric", "ece", formula="sum_b |B_b|/N |acc(B_b) - conf(B_b)|, 15 equal-width confidence bins",
-          direction="min", source="expected calibration error of the softmax confidence",
+          direction="min", bounds=(0.0, 1.0), source="expected calibration error of the softmax confidence",
           cites="Naeini, Cooper & Hauskrecht 2015; Guo, Pleiss, Sun & Weinberger 2017")
 def expected_calibration_error(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Expected calibration error: the gap between confidence (max softmax) and accuracy, averaged over
@@ -56,6 +58,7 @@ def _class_accuracies(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @register("metric", "balanced_accuracy", formula="mean over classes c of acc(y = c)", direction="max",
+          bounds=(0.0, 1.0),
           source="per-class accuracy, averaged over the classes present", cites="Brodersen et al. 2010")
 def balanced_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Per-class accuracy averaged over the classes present: every class counts the same."""
@@ -63,6 +66,7 @@ def balanced_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @register("metric", "worst_class_accuracy", formula="min over classes c of acc(y = c)", direction="max",
+          bounds=(0.0, 1.0),
           source="per-class accuracy, its minimum", cites="Sagawa et al. 2020 (worst-group accuracy)")
 def worst_class_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """The accuracy of the class the model gets most wrong."""

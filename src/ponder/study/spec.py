@@ -249,6 +249,16 @@ class Study(BaseModel):
         """Each metric's direction, stored with the plan so analysis never consults the catalog."""
         return {m: direction(m) for m in self.metrics}
 
+    @property
+    def bounds(self) -> dict[str, list[float | None] | None]:
+        """Each metric's range ``[lo, hi]`` (None: unbounded on that side, or no range declared), stored with
+        the plan beside the directions."""
+        out: dict[str, list[float | None] | None] = {}
+        for m in self.metrics:
+            b = registry.get("metric", m).facts.bounds
+            out[m] = None if b is None else [None if abs(v) == float("inf") else float(v) for v in b]
+        return out
+
     def base_config(self) -> dict[str, Any]:
         """The fixed settings as a plain dict: {"dataset": {...}, "model": {...}, "training": {...}}."""
         return {s: getattr(self, s).model_dump() for s in SECTIONS}
