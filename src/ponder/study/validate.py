@@ -180,13 +180,44 @@ def _check_combinations(study: Study) -> list[str]:
         if size is not None and bs > size and "training.batch_size" not in study.factors:
             problems.append(f"training.batch_size = {bs} is larger than dataset.train_size = {size}; "
                             f"use a batch size of at most {size}")
-    levels = [str(v) for lv in study.factors.values() for v in lv]
-    levels += ["+".join(str(x) for x in v) for lv in study.factors.values() for v in lv if isinstance(v, list)]
-    if study.reference is not None and study.reference not in levels:
-        problems.append(registry.unknown("reference level", study.reference, levels))
+    if study.reference is not None:
+        problems += _check_reference(study)
     if study.focus is not None and study.focus not in study.factors:
         problems.append(registry.unknown("focus factor", study.focus, list(study.factors)))
     return problems
+
+
+def _level_texts(study: Study) -> dict[str, list[str]]:
+    """Each factor's levels as a reference names them: the text of a level, or of a linked level's parts joined by '+'."""
+    return {key: [str(v) if not isinstance(v, list) else "+".join(str(x) for x in v) for v in lv]
+            for key, lv in study.factors.items()}
+
+
+def _reference_text(study: Study) -> str | None:
+    """The level text the reference names: itself, or the level it equals as a number ('0' for a level 0.0)."""
+    ref = study.reference
+    for texts in _level_texts(study).values():
+        for text in texts:
+            if text == ref:
+                return text
+            try:
+                if float(text) == float(ref):
+                    return text
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def _check_reference(study: Study) -> list[str]:
+    text = _reference_text(study)
+    texts = _level_texts(study)
+    if text is None:
+        return [registry.unknown("reference level", study.reference, [t for lv in texts.values() for t in lv])]
+    owners = [key for key, lv in texts.items() if text in lv]
+    if len(owners) > 1:
+        return [f"reference {study.reference!r} is a level of {len(owners)} factors ({', '.join(owners)}); a reference "
+                "must name a level of one factor only (drop the reference, or give the factors distinct levels)"]
+    return []
 
 
 def validate(raw: dict[str, Any], *, origin: str, overrides: dict[str, Any] | None = None) -> Study:
@@ -206,6 +237,8 @@ def validate(raw: dict[str, Any], *, origin: str, overrides: dict[str, Any] | No
     problems += more + _check_overlap(study) + _check_search(study) + _check_combinations(study)
     if problems:
         raise SpecError(f"{origin}: " + "; ".join(problems))
+    if study.reference is not None:  # as the factor writes it: reference = "0" names the level 0.0
+        study = study.model_copy(update={"reference": _reference_text(study)})
     return study
 
 
