@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import ponder
+from ponder.errors import PonderError
 from ponder import api
 from ponder.errors import NotFound
 from ponder.export.frames import INTERACTION_COLS
@@ -91,6 +92,14 @@ def test_report_writes_the_folder_and_keeps_the_analysis(trained, tmp_path):
     assert all(p.is_file() and p.parent == rep.path.parent for p in rep.figures)
     with Store(copy, read_only=True) as st:
         assert st.analysis("tiny")[1]["headline"] == rep.headline
+
+
+def test_report_of_a_study_the_store_keeps_otherwise_is_refused(trained, tmp_path):
+    spec, store = trained
+    other = spec.model_copy(update={"question": "A question the store never saw?"})
+    with pytest.raises(PonderError, match=r"differs from the study 'tiny' as .* stored it \(question\); run `ponder run"):
+        ponder.report(other, store=store, write=False)
+    assert ponder.report(spec, store=store, write=False).headline  # the version it keeps
 
 
 def test_report_of_a_missing_store_creates_none(tmp_path):

@@ -66,6 +66,18 @@ def test_run_rerun_report_export(tiny_study, tmp_path):
     r = ponder_cli("report", "tiny", "--store", store, "--format", "md")
     assert r.returncode == 0 and "| arm | rank |" in r.stdout
 
+    # The file now says 3 seeds, the store holds the study as last run (4): reported by name, refused by file.
+    r = ponder_cli("report", tiny_study, "--store", store, "--format", "md")
+    assert r.returncode == 2 and "differs from the study 'tiny' as" in r.stderr and "(seeds)" in r.stderr
+    assert f"ponder run {tiny_study} --store {store}" in r.stderr
+    edited = tmp_path / "edited.toml"
+    edited.write_text(tiny_study.read_text().replace("seeds = 3", "seeds = 4").replace("question = \"Does",
+                                                                                         "question = \"Now, does"))
+    r = ponder_cli("report", edited, "--store", store, "--out", reports)
+    assert r.returncode == 2 and "(question)" in r.stderr
+    r = ponder_cli("report", edited, "--store", store, "--format", "json")
+    assert r.returncode == 2  # json as well: never the stored version under the file's name
+
     r = ponder_cli("export", "tiny", "--store", store, "--format", "csv", "--out", tmp_path / "exp")
     assert r.returncode == 0, r.stderr
     runs = pd.read_csv(tmp_path / "exp" / "tiny_runs.csv")

@@ -188,11 +188,13 @@ def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", ou
 
     Raises:
         NotFound: The store or the study in it does not exist.
-        PonderError: No run of the study has finished, or a report folder is not ponder's (without ``force``).
+        PonderError: No run of the study has finished, a report folder is not ponder's (without ``force``),
+            or ``study`` (a Study or a ``.toml`` path) differs from the version the store keeps (run it first).
     """
     name = _name(study)
     read_only = not write or (str(store) != ":memory:" and not Path(store).exists())  # a missing store: NotFound
     with Store(store, read_only=read_only) as st:
+        _check_stored(st, study, name)
         an = analyze(st, name)
         path = write_report(st, name, out, force=force, analysis=an) if write else None
     payload = an.to_json()
@@ -201,6 +203,17 @@ def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", ou
 
 
 
+
+
+def _check_stored(st: Store, study: Study | str | Path, name: str) -> None:
+    """A Study or a ``.toml`` path must be the version the store keeps: the report is of that version."""
+    from ponder.study.stored import check_stored
+
+    if isinstance(study, Study) or str(study).endswith(".toml"):
+        stored = st.study(name)
+        mine = study if isinstance(study, Study) else load_study(str(study), quick=bool(stored["quick"]))
+        check_stored(mine, stored, origin=str(study) if not isinstance(study, Study) else (study.source or name),
+                     store=str(st.path))
 
 
 def _name(study: Study | str | Path) -> str:
