@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 import ponder
-from ponder.errors import PonderError
 from ponder import api
-from ponder.errors import NotFound
+from ponder.errors import NotFound, PonderError
 from ponder.export.frames import INTERACTION_COLS
 from ponder.store import Store
 from ponder.study.spec import parse_study
