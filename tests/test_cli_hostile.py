@@ -77,6 +77,10 @@ USER_ERRORS = [
     (["init", "caffe.xavier", "--layers", "100000,100000,10"], "above the cap of 50,000,000"),
     (["init", "caffe.xavier", "--layers", ",".join(["2"] * 1002)], "1,001 layers, above the cap of 1,000"),
     (["init", "caffe.xavier", "--shape", "4,x"], "must be comma-separated integers"),
+    (["init", "caffe.gaussian", "--shape", "4,4", "--param", "sd=2"], "no parameter 'sd'; did you mean 'std'?"),
+    (["init", "torch.kaiming_normal", "--shape", "4,4", "--rng", "numpy"], "unknown --rng 'numpy' (choose from opencv"),
+    (["init", "torch.kaiming_normal", "--shape", "4,4", "--rng", "opencv"], "--rng applies to the OpenCV initializers"),
+    (["init", "torch.kaiming_normal", "--shape", "4,4", "--activation", "tahn"], "unknown activation 'tahn'; did you mean"),
     (["init", "caffe.xavier", "--shape", "4,4", "--save", "{missing}/w.npy"], "does not exist; create it first"),
     (["init", "caffe.xavier", "--shape", "4,4", "--save", "{taken}"], "exists already; pass --force"),
 ]

@@ -18,3 +18,24 @@ def test_fixed_settings_leave_out_what_varies_per_arm():
     assert fixed == {"dataset": {"name": "mnist1d", "label_noise": 0.0},
                      "model": {"arch": "mlp", "dropout": 0.0, "width": 64},
                      "training": {"optimizer": "momentum", "epochs": 5}}
+
+
+def test_the_reproduce_command_is_quoted_for_a_shell():
+    import shlex
+    from types import SimpleNamespace
+
+    from ponder.reporting.html import _default_command
+
+    an = SimpleNamespace(study={"name": "s", "quick": True, "spec": {"source": "my study;x.toml"}})
+    command = _default_command(an, SimpleNamespace(path="my store.duckdb"))
+    assert shlex.split(command) == ["ponder", "run", "my study;x.toml", "--quick", "--store", "my store.duckdb"]
+
+
+def test_a_misspelled_loss_points_to_the_real_listing_command():
+    import pytest
+
+    from ponder import registry
+    from ponder.errors import CatalogError
+
+    with pytest.raises(CatalogError, match=r"did you mean 'cross_entropy'.*ponder list losses"):
+        registry.get("loss", "cross_entropyy")

@@ -12,6 +12,7 @@ progress): each command imports what it needs, so ``ponder --help`` starts at on
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -175,7 +176,7 @@ def _run_one(spec, st, *, store: str, out_dir: str, quick: bool, memory, force: 
         err.print(f"  {n} runs failed: {error} (the same command retries them)")
     if report:
         try:
-            path = write_report(st, spec.name, out_dir, command=" ".join(["ponder", *sys.argv[1:]]), force=force)
+            path = write_report(st, spec.name, out_dir, command=shlex.join(["ponder", *sys.argv[1:]]), force=force)
         except KeyboardInterrupt:
             err.print(f"interrupted while writing the report: every run is kept in {store}; run the same command "
                       "again to write it")

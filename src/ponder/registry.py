@@ -259,7 +259,7 @@ def get(kind: str, name: str) -> Entry:
         new = _ALIASES[kind][name]
         warnings.warn(f"{kind} {name!r} is now called {new!r}; the old name still works", FutureWarning, stacklevel=2)
         return table[new]
-    plural = "activations" if kind == "activation" else f"{kind}s"
+    plural = {"activation": "activations", "loss": "losses"}.get(kind, f"{kind}s")
     raise CatalogError(unknown(kind, name, list(table), listing=f"ponder list {plural}"))
 
 

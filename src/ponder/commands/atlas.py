@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from typing import Any, Optional
@@ -36,11 +37,17 @@ def init_cmd(name: str = typer.Argument(..., help="Catalog initializer, e.g. caf
     shapes = _shapes(shape, layers)
     target = _save_target(save, force=force)
     from ponder import registry
-    from ponder.catalog.initializers.base import parse_init
+    from ponder.catalog.initializers.base import check_params, parse_init
 
     base, params = parse_init(name)
-    params.update(_params(param, rng))
     entry = registry.get("initializer", base)
+    if rng is not None:
+        checks.choice("--rng", rng, ["opencv", "ponder"])
+        if "rng" not in inspect.signature(entry.fn).parameters:
+            raise PonderError(f"--rng applies to the OpenCV initializers only (e.g. opencv.nguyen_widrow), not {base!r}")
+    params.update(_params(param, rng))
+    check_params(entry, {k: v for k, v in params.items() if k != "rng"})  # a misspelled --param names the closest one
+    registry.get("activation", activation)  # checked for every initializer, not only those that use it
     if shape is not None and entry.meta.get("network"):
         raise PonderError(f"{base!r} initializes a whole network; use --layers, e.g. --layers 40,100,10")
     drawn = _draw(base, entry, shapes, params, seed=seed, activation=activation)

@@ -128,8 +128,10 @@ def fixed_settings(spec: dict) -> dict[str, dict]:
 
 
 def _default_command(an: Analysis, store: Store) -> str:
+    import shlex
+
     source = an.study["spec"].get("source") or an.study["name"]
-    return f"ponder run {source}{' --quick' if an.study['quick'] else ''} --store {store.path}"
+    return shlex.join(["ponder", "run", str(source), *(["--quick"] if an.study["quick"] else []), "--store", str(store.path)])
 
 
 _COMPUTE = object()  # study_html's folklore when the caller has none: computed there
