@@ -122,6 +122,9 @@ LEVELS = [
     ("reference-equal-as-a-number", {"factors": {"model.width": [4.0, 8.0]}, "reference": "4.0"}, 0, "[4, 8]"),
     ("reference-of-no-level", {"factors": {"model.width": [4.0, 8.0]}, "reference": "5"}, 2,
      "unknown reference level '5' (valid: 4, 8)"),
+    ("reference-without-factors", {"factors": {}, "reference": "tanh"}, 2, "the study has no [factors]"),
+    ("level-true-for-a-number", {"factors": {"model.depth": [True, 3]}}, 2,
+     "true is not a value of model.depth; give a whole number"),
     ("reference-in-two-factors", {"factors": {"model.dropout": [0.0, 0.2], "dataset.label_noise": [0.0, 0.3]},
                                   "reference": "0"}, 2, "reference '0' is a level of 2 factors (model.dropout, "
      "dataset.label_noise); a reference must name a level of one factor only"),

@@ -66,6 +66,10 @@ def split_key(key: str, where: str) -> list[tuple[str, str]] | str:
 
 def _normalize(base: dict[str, Any], section: str, field: str, value: Any, where: str) -> tuple[Any, list[str]]:
     """The value as the section's typed field holds it, or the problems that refuse it."""
+    current = base[section].get(field)
+    if isinstance(value, bool) and not isinstance(current, bool):  # pydantic would read true as 1
+        kind = {int: "a whole number", float: "a number", str: "a name"}.get(type(current), "another value")
+        return None, [f"{where}: {str(value).lower()} is not a value of {section}.{field}; give {kind}"]
     try:
         typed = SECTIONS[section].model_validate(dict(base[section], **{field: value}))
     except ValidationError as exc:
@@ -211,6 +215,9 @@ def _reference_text(study: Study) -> str | None:
 def _check_reference(study: Study) -> list[str]:
     text = _reference_text(study)
     texts = _level_texts(study)
+    if not texts:
+        return [f"reference {study.reference!r} names a level of a factor, and the study has no [factors]; add one or "
+                "drop the reference"]
     if text is None:
         return [registry.unknown("reference level", study.reference, [t for lv in texts.values() for t in lv])]
     owners = [key for key, lv in texts.items() if text in lv]
