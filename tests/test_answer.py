@@ -249,7 +249,7 @@ def test_arms_without_a_reference_in_their_condition_are_named_in_a_warning(synt
 def test_two_seeds_against_a_reference_are_not_tested_and_the_sentence_says_so(synthetic_store, make_spec):
     """A paired t-test over 2 seeds (1 degree of freedom) is no test: the reference sentence, the comparison
     table and the practical-equivalence verdicts say so, as the factor sentences do; intervals stay in 0-100%."""
-    study = make_spec(seeds=2, tune=None, reference="sgd", factors={
+    study = make_spec(seeds=2, tune=None, reference="sgd", focus="training.optimizer", factors={
         "model.width": [16, 64, 256], "training.optimizer": ["sgd", "momentum", "adam"]})
     gain = {"sgd": 0.0, "momentum": 0.10, "adam": 0.12}  # far beyond the rope: 2 seeds could "show" it
 
@@ -269,6 +269,7 @@ def test_two_seeds_against_a_reference_are_not_tested_and_the_sentence_says_so(s
     widths = [a.levels["model.width"] for a in an.arms]
     assert widths == sorted(widths)  # arms in the study's level order: 16, 64, 256 (not the text order 16, 256, 64)
     assert [c.label.split(",")[0] for c in an.conditions] == ["width=16", "width=64", "width=256"]
+    assert all(list(c.levels) == ["sgd", "momentum", "adam"] for c in an.conditions)  # rows in the study's order too
     for c in an.conditions:  # no level is called tied with (or worse than) the best on 2 seeds: marked untested
         assert (c.tied, c.worse, sorted(c.untested)) == ([], [], sorted(set(c.levels) - {c.best}))
         assert {c.mark(lvl) for lvl in c.levels} == {"(best)", "?"}

@@ -55,12 +55,14 @@ def interactions(chosen: pd.DataFrame, factors: dict[str, list], focus: str, cha
     df = chosen.assign(_focus=[_short(lv[focus]) for lv in levels],
                        _cond=[", ".join(f"{k.split('.', 1)[1]}={_short(lv[k])}" for k in others) for lv in levels])
     conds = []
+    rank = {_short(v): i for i, v in enumerate(factors.get(focus, []))}
     key = level_order({k: factors[k] for k in others})  # conditions in the study's level order
     first = df.drop_duplicates("_cond")
     order = [c for _, c in sorted((key(lv), c) for lv, c in zip(first["arm_json"].map(json.loads), first["_cond"]))]
     for cond in order:
         g = df[df["_cond"] == cond]
-        means = g.groupby("_focus")["test_acc"].mean().to_dict()
+        by_level = g.groupby("_focus")["test_acc"].mean().to_dict()  # then in the study's order of the focus levels
+        means = {lv: by_level[lv] for lv in sorted(by_level, key=lambda lv: (rank.get(lv, len(rank)), lv))}
         best = max(means, key=lambda k: means[k])
         ref = g[g["_focus"] == best].set_index("seed")["test_acc"]
         names, comps = [], []

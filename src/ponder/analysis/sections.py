@@ -121,6 +121,12 @@ def _reference(ctx: Context, an: Analysis) -> list[str]:
     return [reference_sentence(an.reference, an.comparisons, ctx.metric, higher=ctx.higher, where=where)]
 
 
+def _arm_order(table: pd.DataFrame, an: Analysis) -> pd.DataFrame:
+    """A per-arm table's rows in the order of ``an.arms`` (the study's order of levels)."""
+    pos = {a.arm: i for i, a in enumerate(an.arms)}
+    return table.sort_values("arm", key=lambda s: s.map(lambda a: pos.get(a, len(pos))), kind="stable").reset_index(drop=True)
+
+
 def _reference_pairs(arms: list, refs: list, own: set[str]) -> list[tuple]:
     """(arm, its reference arm) for every arm that is not a reference: without ``own`` (the reference's factors),
     the one reference arm; with it, the reference arm sharing the arm's levels of every other factor."""
@@ -224,7 +230,7 @@ def _beyond(ctx: Context, an: Analysis) -> list[str]:
 
     out: list[str] = []
     if {"dataset.label_noise", "dataset.inputs"} & set(ctx.factors):
-        an.fit = ev.epochs_to_fit(ctx.epochs, ctx.chosen)
+        an.fit = _arm_order(ev.epochs_to_fit(ctx.epochs, ctx.chosen), an)
         out.append(ev.fit_sentence(an.fit))
     table = ctx.store.evals(ctx.name)
     if len(table):
@@ -239,7 +245,7 @@ def _beyond(ctx: Context, an: Analysis) -> list[str]:
         an.schedule = ev.schedule_effect(ctx.chosen, "training.loss", ctx.col)
         out.append(ev.schedule_sentence(an.schedule, ctx.metric))
     if ctx.spec.get("search"):
-        an.stability = ev.stability_table(ctx.final, ctx.col, ctx.chance, CHANCE_MARGIN)
+        an.stability = _arm_order(ev.stability_table(ctx.final, ctx.col, ctx.chance, CHANCE_MARGIN), an)
         an.draws = ctx.final.groupby(["arm", "tuned_json"], sort=False)[ctx.col].mean().rename("value").reset_index()
         focus = an.focus or None
         an.stability_rank = ev.stability_ranking(ctx.final, focus, ctx.col, ctx.higher) if focus else None
