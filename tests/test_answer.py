@@ -300,3 +300,16 @@ def test_the_scope_reads_built_in_initialisms_and_plugin_names_with_the_right_ar
 
     assert words("mlp").startswith("an mlp (") and words("cnn1d").startswith("a cnn1d (")
     assert words("my.convnet").startswith("a my.convnet (") and words("acme.resnet").startswith("an acme.resnet (")
+
+
+def test_the_scope_names_what_linked_and_data_factors_vary():
+    from ponder.analysis.answer import scope
+
+    spec = {"dataset": {"name": "spirals", "train_size": 300, "label_noise": 0.0},
+            "model": {"arch": "mlp", "depth": 2, "width": 16},
+            "training": {"optimizer": "momentum", "loss": "cross_entropy", "epochs": 5, "lr": 0.05},
+            "factors": {"training.loss+training.batch_size": [["cross_entropy", 32], ["squared_error", 64]],
+                        "dataset.label_noise": [0.0, 0.3], "training.epochs": [5, 10]}}
+    assert scope(spec, 3) == ("on spirals (300 training examples) with each rate of corrupted labels, an mlp (2 hidden "
+                              "layers, width 16) trained with momentum and each loss for each number of epochs, fixed "
+                              "learning rate 0.05, 3 seeds per arm")

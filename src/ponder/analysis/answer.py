@@ -30,9 +30,14 @@ def _diff(metric: str, v: float) -> str:
     return f"{abs(100 * v):.1f} points" if metric == "accuracy" else f"{abs(v):.3f}"
 
 
+def _varied(spec: dict[str, Any]) -> set[str]:
+    """Every setting a factor varies, linked factors ("a+b") included."""
+    return {part for key in spec.get("factors", {}) for part in key.split("+")}
+
+
 def _model_words(spec: dict[str, Any], classical: bool) -> str:
-    m, factors = spec["model"], spec.get("factors", {})
-    archs = [m["arch"]] if not any("model.arch" in k.split("+") for k in factors) else None
+    m, factors = spec["model"], _varied(spec)
+    archs = [m["arch"]] if "model.arch" not in factors else None
     if archs is None:
         return "models of each architecture"
     if classical:
@@ -45,7 +50,7 @@ def _model_words(spec: dict[str, Any], classical: bool) -> str:
 
 
 def _lr_words(spec: dict[str, Any]) -> str:
-    t, tune, factors = spec["training"], spec.get("tune", {}), spec.get("factors", {})
+    t, tune, factors = spec["training"], spec.get("tune", {}), _varied(spec)
     search = {k: v for k, v in spec.get("search", {}).items() if k not in ("draws", "seed")}
     if search:
         names = ", ".join(k.split(".", 1)[1].replace("lr", "learning rate").replace("_", " ") for k in search)
@@ -65,24 +70,31 @@ def scope(spec: dict[str, Any], seeds: int, *, classical: bool = False) -> str:
     ``classical``: the study's (fixed) architecture is the classic pipeline, which has no depth,
     width, optimizer or epochs.
     """
-    ds, t, factors = spec["dataset"], spec["training"], spec.get("factors", {})
-    data = ds["name"] + (f" ({ds['train_size']} training examples)" if ds.get("train_size") else "")
-    if ds.get("label_noise"):
+    ds, t, factors = spec["dataset"], spec["training"], _varied(spec)
+    data = "each dataset" if "dataset.name" in factors else ds["name"]
+    if "dataset.train_size" in factors:
+        data += " (training set size varied)"
+    elif ds.get("train_size"):
+        data += f" ({ds['train_size']} training examples)"
+    if "dataset.label_noise" in factors:
+        data += " with each rate of corrupted labels"
+    elif ds.get("label_noise"):
         data += f" with {100 * ds['label_noise']:.0f}% corrupted labels"
     model = _model_words(spec, classical)
     if "classic pipeline" in model:
         return f"on {data}, {model}, {_plural(seeds, 'seed')} per arm"
     optimizer = "each optimizer" if "training.optimizer" in factors else t["optimizer"]
     loss = "each loss" if "training.loss" in factors else t["loss"]
-    return (f"on {data}, {model} trained with {optimizer} and {loss} for {_plural(t['epochs'], 'epoch')}, "
+    epochs = "each number of epochs" if "training.epochs" in factors else _plural(t["epochs"], "epoch")
+    return (f"on {data}, {model} trained with {optimizer} and {loss} for {epochs}, "
             f"{_lr_words(spec)}, {_plural(seeds, 'seed')} per arm")
 
 
 def scope_short(spec: dict[str, Any], *, classical: bool = False) -> str:
     """Where the answer holds, in a few words: "on mnist1d mlps (2 hidden layers)", "for mlps on each dataset"."""
-    ds, m, factors = spec["dataset"], spec["model"], spec.get("factors", {})
+    ds, m, factors = spec["dataset"], spec["model"], _varied(spec)
     varied = "dataset.name" in factors
-    if any("model.arch" in k.split("+") for k in factors):
+    if "model.arch" in factors:
         return "on each dataset" if varied else f"on {ds['name']}"
     if classical:
         return f"with {m['arch']} on {'each dataset' if varied else ds['name']}"
