@@ -313,3 +313,15 @@ def test_the_scope_names_what_linked_and_data_factors_vary():
     assert scope(spec, 3) == ("on spirals (300 training examples) with each rate of corrupted labels, an mlp (2 hidden "
                               "layers, width 16) trained with momentum and each loss for each number of epochs, fixed "
                               "learning rate 0.05, 3 seeds per arm")
+
+
+def test_a_study_where_most_runs_did_not_train_warns_before_anything_is_read(synthetic_store, make_spec):
+    study = make_spec(seeds=3, tune=None, factors={"model.activation": ["relu", "tanh"]})
+
+    def value(levels, tuned, seed):  # 2 classes: chance 50%; tanh never trains, relu in one seed of three
+        trained = levels["model.activation"] == "relu" and seed == 0
+        return (0.9, 0.9, 0.95) if trained else (0.5, 0.5, 0.51)
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert any(w.startswith("5 of the 6 runs at the chosen settings diverged or did not train") for w in an.warnings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ponder.analysis.answer import CHANCE_MARGIN
 from ponder.analysis.stats import wilcoxon_floor
 
 if TYPE_CHECKING:
@@ -62,6 +63,14 @@ def study_warnings(ctx: "Context", an: "Analysis") -> list[str]:
     if not ctx.chance:
         out.append("these runs were stored before ponder recorded the number of classes (store schema 4); "
                    "'did not train' is not judged for them")
+    c = ctx.chosen
+    runs = len(c)
+    no_train = c["train_acc"].astype(float) <= ctx.chance + CHANCE_MARGIN
+    failed = int(((c["status"] == "diverged") | no_train).sum()) if ctx.chance else 0
+    if runs and failed * 2 > runs:  # the answer then ranks failures: say so before any number is read
+        out.append(f"{failed} of the {runs} runs at the chosen settings diverged or did not train (training accuracy "
+                   "within 5 points of chance): the comparison is mostly between failures; fix the setup (learning "
+                   "rate, epochs, initializer) before reading the answer")
     tuned = {a.arm: a.tuned for a in an.arms}
     out += edge_warnings(ctx.spec.get("tune", {}), tuned)
     search = {k: v for k, v in ctx.spec.get("search", {}).items() if k not in ("draws", "seed")}
