@@ -97,9 +97,11 @@ def test_dataset_option_checked(tmp_path):
     from ponder.study.checks import check_plan
     from ponder.study import expand
 
-    s = load_study(write(tmp_path, TINY.replace("n_train = 300", "n_trian = 300")))
-    with pytest.raises(SpecError, match="did you mean 'n_train'"):
-        check_plan(s, expand(s))
+    with pytest.raises(SpecError, match=r"study\.toml: dataset 'spirals' has no option 'n_trian'; did you mean 'n_train'"):
+        load_study(write(tmp_path, TINY.replace("n_train = 300", "n_trian = 300")))  # names: when the file loads
+    s = load_study(write(tmp_path, TINY.replace("n_train = 300", "n_train = 300, n_classes = 1")))
+    with pytest.raises(SpecError, match=r"study\.toml: dataset 'spirals' option 'n_classes'"):
+        check_plan(s, expand(s))  # values: when the data is built, still naming the file
 
 
 def test_arch_that_does_not_fit_the_data_is_refused(tmp_path):

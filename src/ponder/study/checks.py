@@ -61,7 +61,10 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
     sizes: dict[str, int] = {}
     for pop in populations(runs):
         cfg = pop.runs[0].config
-        layers, pool = build_layers(cfg)
+        try:
+            layers, pool = build_layers(cfg)
+        except SpecError as exc:  # the data's options: name the file they came from
+            raise SpecError(str(exc) if str(exc).startswith(study.source) else f"{study.source}: {exc}") from None
         sizes[pop.key] = check_module(study, cfg, pool) if is_module(cfg.model.arch) else param_count(layers)
         _check_population(study, cfg, pool)
     _check_initializers(study, runs)

@@ -186,6 +186,13 @@ def _check_combinations(study: Study) -> list[str]:
                             f"use a batch size of at most {size}")
     if study.reference is not None:
         problems += _check_reference(study)
+    if not {"dataset.name", "dataset.options"} & {k for key in study.factors for k in key.split("+")}:
+        from ponder.catalog.datasets.base import check_options  # options checked by their names here, values on run
+
+        try:
+            check_options(study.dataset.name, study.dataset.options)
+        except SpecError as exc:
+            problems.append(str(exc))
     if study.focus is not None and study.focus not in study.factors:
         problems.append(registry.unknown("focus factor", study.focus, list(study.factors)))
     return problems
