@@ -39,3 +39,21 @@ def test_a_misspelled_loss_points_to_the_real_listing_command():
 
     with pytest.raises(CatalogError, match=r"did you mean 'cross_entropy'.*ponder list losses"):
         registry.get("loss", "cross_entropyy")
+
+
+def test_linked_factors_and_one_seed_read_cleanly_in_the_summary(synthetic_store, make_spec):
+    from ponder.analysis import analyze
+    from ponder.reporting.html import summary_markdown
+
+    study = make_spec(seeds=1, tune=None, focus="model.width+model.depth", factors={
+        "model.activation": ["relu", "tanh"], "model.width+model.depth": [[8, 1], [16, 2]]})
+
+    def value(levels, tuned, seed):
+        return 0.8, 0.8 + 0.01 * levels["model.width+model.depth"][0] / 8, 0.9
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    assert [c.label for c in an.conditions] == ["activation=relu", "activation=tanh"]
+    md = summary_markdown(an)
+    assert "| width+depth | activation=relu | activation=tanh |" in md  # not "width+model.depth"
+    assert "– – –" not in md  # one seed: no interval, one dash

@@ -44,7 +44,7 @@ def _factors(an: Analysis) -> dict:
 
 
 def _interaction_caption(an: Analysis) -> str:
-    return (f"Interaction: mean test accuracy of each {an.focus.split('.', 1)[-1]} (rows) in each condition of the other "
+    return (f"Interaction: mean test accuracy of each {'+'.join(p.split('.', 1)[-1] for p in an.focus.split('+'))} (rows) in each condition of the other "
             "factors (columns); '(best)' marks the best level, '*' the levels tied with it"
             + (", '?' the levels not tested against it (fewer than 3 seeds)." if any(c.untested for c in an.conditions) else "."))
 

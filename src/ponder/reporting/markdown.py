@@ -45,7 +45,7 @@ def summary_markdown(an: Analysis) -> str:
     lines += _header("arm", "rank", "chosen", f"test {md_cell(an.metric)}", "95% CI", "runs", "diverged", "did not train")
     for a in sorted(an.arms, key=lambda a: a.rank):
         lines.append(_row(md_cell(a.arm), a.rank, md_cell(json.dumps(a.tuned)), fmt(a.test.mean),
-                          f"{fmt(a.test.lo)} – {fmt(a.test.hi)}", a.n_runs, a.n_diverged, a.n_chance))
+                          f"{fmt(a.test.lo)} – {fmt(a.test.hi)}" if a.test.lo == a.test.lo else "–", a.n_runs, a.n_diverged, a.n_chance))
     lines += _interaction(an) + _comparisons(an) + _extra_markdown(an) + _ranking(an)
     return "\n".join(lines) + "\n"
 
@@ -55,7 +55,8 @@ def _interaction(an: Analysis) -> list[str]:
     if not an.conditions:
         return []
     lines = ["", f"## Interaction: {md(an.focus)} across conditions", "", md(an.interaction), ""]
-    lines += _header(md_cell(an.focus.split(".", 1)[-1]), *(md_cell(c.label) for c in an.conditions))
+    focus = "+".join(part.split(".", 1)[-1] for part in an.focus.split("+"))  # a linked focus: each part's name
+    lines += _header(md_cell(focus), *(md_cell(c.label) for c in an.conditions))
     for lvl in dict.fromkeys(k for c in an.conditions for k in c.levels):
         cells = [f"{pct(c.levels.get(lvl, float('nan')))} {md_cell(c.mark(lvl))}".rstrip() for c in an.conditions]
         lines.append(_row(md_cell(lvl), *cells))

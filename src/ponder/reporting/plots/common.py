@@ -47,8 +47,9 @@ def style(i: int) -> dict:
 
 
 def short_key(key: str) -> str:
-    """``"model.initializer"`` -> ``"initializer"``: a dotted spec key without its section."""
-    return key.split(".", 1)[-1]
+    """``"model.initializer"`` -> ``"initializer"``: a dotted spec key without its section (each part of a linked
+    key: ``"training.loss+training.batch_size"`` -> ``"loss+batch_size"``)."""
+    return "+".join(part.split(".", 1)[-1] for part in key.split("+"))
 
 
 def level_label(value: Any) -> str:
