@@ -107,3 +107,70 @@ def test_a_missing_plugin_is_one_sentence(tmp_path, make_study, cli):
     study = make_study(plugins=["not_there"])
     r = cli("show", str(study))
     assert r.returncode == 2 and "plugin module 'not_there' was not found" in r.stderr and "Traceback" not in r.stderr
+
+
+BROKEN = '''
+import torch
+import ponder
+
+
+@ponder.register("activation", "bad.shape", formula="keeps one feature")
+def shape(x):
+    return x[..., :1]
+
+
+@ponder.register("activation", "bad.inplace", formula="clamps its input")
+def inplace(x):
+    return x.clamp_(min=0)
+
+
+@ponder.register("initializer", "bad.square", formula="a square matrix whatever the shape")
+def square(shape, *, generator, dtype=torch.float32):
+    return torch.randn(shape[0], shape[0], generator=generator, dtype=dtype)
+'''
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ({"model.activation": ["tanh", "bad.shape"]}, "model.activation 'bad.shape' returns shape (2, 3, 1) for an input"),
+    ({"model.activation": ["tanh", "bad.inplace"]}, "model.activation 'bad.inplace' changes its input in place"),
+    ({"model.initializer": ["torch.default", "bad.square"]}, "model.initializer 'bad.square' draws shape (3, 3)"),
+])
+def test_a_broken_plugin_component_is_refused_before_training(tmp_path, make_study, setting, needle):
+    from ponder.errors import SpecError
+    from ponder.study import expand, load_study
+    from ponder.study.checks import check_plan
+
+    (tmp_path / "broken.py").write_text(textwrap.dedent(BROKEN))
+    study = load_study(make_study(seeds=2, tune=None, plugins=["broken"], factors=setting))
+    with pytest.raises(SpecError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        check_plan(study, expand(study))
+
+
+def test_a_plugin_cannot_take_a_built_in_name_or_one_no_study_can_write():
+    import ponder
+    from ponder import registry
+    from ponder.errors import CatalogError
+
+    with pytest.raises(CatalogError, match=r"activation 'relu' is a built-in name; give yours another \(e\.g\. "
+                                           r"'test_plugins\.relu'\)"):
+        ponder.register("activation", "relu", formula="x")(lambda x: x)
+    assert registry.get("activation", "relu").fn.__module__ == "ponder.catalog.activations"  # the built-in stands
+    for bad in ("my act", "my.init(a=1)", "", 5):
+        with pytest.raises(CatalogError, match="cannot be written in a study"):
+            ponder.register("activation", bad, formula="x")(lambda x: x)
+    with pytest.raises(CatalogError, match=r"unknown facts \['lw'\] \(the facts of initializer entries: law, "):
+        ponder.register("initializer", "mine.init", formula="x", lw="normal")
+
+
+def test_the_folklore_table_leaves_out_a_plugin_initializer_that_cannot_draw(tmp_path):
+    import torch
+
+    import ponder
+    from ponder.catalog.folklore import near_zero_table
+
+    @ponder.register("initializer", "mine.integers", formula="integers", law="uniform")
+    def integers(shape, *, generator, dtype=torch.float32):
+        return torch.randint(-3, 3, shape, generator=generator)
+
+    names = [r.name for r in near_zero_table()]
+    assert "mine.integers" not in names and "torch.xavier_uniform" in names

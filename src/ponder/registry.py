@@ -27,6 +27,7 @@ KINDS = ("initializer", "activation", "loss", "dataset", "model", "metric")
 
 _REGISTRY: dict[str, dict[str, "Entry"]] = {kind: {} for kind in KINDS}
 _ALIASES: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+_ENTRY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # what a study file can write: no spaces, no "(...)"
 
 
 @dataclass(frozen=True)
@@ -189,22 +190,35 @@ def register(kind: str, name: str, *, formula: str, source: str = "", cites: str
     a re-run notebook cell) replaces the entry.
 
     Raises:
-        ValueError: ``kind`` is unknown, ``name`` is already taken by another module, a fact is not
-            one of the kind's, or a built-in lacks its citation (a programming error).
+        CatalogError: ``kind`` is unknown, ``name`` is not a name a study can write or is already taken
+            (by a built-in or another module), a fact is not one of the kind's, ``fn`` is not callable.
+        ValueError: a built-in lacks its citation (a programming error).
     """
     if kind not in _REGISTRY:
-        raise ValueError(unknown("catalog kind", kind, list(KINDS)))
-    if not formula:
-        raise ValueError(f"catalog entry {name!r} needs a formula")
+        raise CatalogError(unknown("catalog kind", kind, list(KINDS)))
+    if not isinstance(name, str) or not _ENTRY_NAME.fullmatch(name):
+        raise CatalogError(f"{kind} name {name!r} cannot be written in a study: use letters, digits, '_', '-' and "
+                           "'.', starting with a letter or '_' (e.g. 'mylab.swish')")
+    if not isinstance(formula, str) or not formula.strip():
+        raise CatalogError(f"{kind} {name!r} needs a formula: a line saying what it computes")
     try:
         typed = FACTS[kind](**facts)
-    except TypeError as exc:
-        raise ValueError(f"{kind} {name!r}: {exc}") from None
+    except TypeError:
+        valid = ", ".join(f.name for f in fields(FACTS[kind])) or "none"
+        raise CatalogError(f"{kind} {name!r}: unknown facts {sorted(facts)} (the facts of {kind} entries: {valid})") from None
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):
+            raise CatalogError(f"{kind} {name!r}: register decorates a function (or a class), not {type(fn).__name__}")
+        if not (fn.__module__ or "").startswith("ponder."):  # a plugin: the built-ins first, so names cannot collide
+            _ensure_loaded()
         old = _REGISTRY[kind].get(name)
+        if old is not None and not old.plugin and not (fn.__module__ or "").startswith("ponder."):
+            lab = (fn.__module__ or "").rsplit(".", 1)[-1].strip("_") or "mine"
+            raise CatalogError(f"{kind} {name!r} is a built-in name; give yours another (e.g. "
+                               f"'{'mine' if lab == 'main' else lab}.{name}')")
         if old is not None and old.fn.__module__ != fn.__module__:
-            raise ValueError(f"{kind} {name!r} is already registered by {old.fn.__module__}; choose another name")
+            raise CatalogError(f"{kind} {name!r} is already registered by {old.fn.__module__}; choose another name")
         if (fn.__module__ or "").startswith("ponder.") and not (cites and source):
             raise ValueError(f"built-in {kind} {name!r} needs a source and a citation")
         _REGISTRY[kind][name] = Entry(kind, name, fn, formula, source, cites, version, typed)

@@ -56,7 +56,15 @@ def near_zero_table(k: float = 0.25, shape: tuple[int, int] = (256, 256), seed: 
         if law in ("constant", "deterministic") or e.facts.network:
             continue
         ctx = {"activation": "tanh"}
-        (w, _), = init_network(e.name, [shape], generator=torch.Generator().manual_seed(seed), dtype=torch.float64, context=ctx)
+        try:
+            (w, _), = init_network(e.name, [shape], generator=torch.Generator().manual_seed(seed), dtype=torch.float64,
+                                   context=ctx)
+            if not (isinstance(w, torch.Tensor) and w.is_floating_point() and w.numel() > 1):
+                raise TypeError(f"drew {type(w).__name__}")
+        except Exception:  # noqa: BLE001  (a plugin that cannot draw this layer is left out; a study using it is
+            if not e.plugin:  # refused by the plan checks)
+                raise
+            continue
         w = w.flatten()
         sd = float(w.std())
         if sd == 0:

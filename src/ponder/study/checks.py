@@ -68,6 +68,7 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
         sizes[pop.key] = check_module(study, cfg, pool) if is_module(cfg.model.arch) else param_count(layers)
         _check_population(study, cfg, pool)
     _check_initializers(study, runs)
+    _check_activations(study, runs)
     if force:
         return
     model_epochs = len(runs) * study.training.epochs
@@ -76,6 +77,36 @@ def check_plan(study: Study, runs: list[Run], *, force: bool = False) -> None:
         if value > LIMITS[what]:
             raise LimitError(f"{study.source}: the study has {value:,} {what.replace('_', ' ')}, above the limit of "
                              f"{LIMITS[what]:,}; shrink it or pass --force")
+
+
+def _check_activations(study: Study, runs: list[Run]) -> None:
+    """Run each plugin activation once on a small tensor: it must return a tensor of the input's shape and dtype,
+    finite on [-3, 3], and leave its input alone; else one sentence before training, not a torch error per run."""
+    import torch
+
+    from ponder import registry
+
+    for name in sorted({r.config.model.activation for r in runs}):
+        entry = registry.get("activation", name)
+        if not entry.plugin:
+            continue
+        x = torch.linspace(-3.0, 3.0, 24).reshape(2, 3, 4)
+        try:
+            y = entry.fn(x.clone())
+        except Exception as exc:  # noqa: BLE001  (a plugin may raise anything)
+            raise SpecError(f"{study.source}: model.activation {name!r} fails on a float32 tensor: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        problem = (f"returns {type(y).__name__}, not a torch tensor" if not isinstance(y, torch.Tensor) else
+                   f"returns shape {tuple(y.shape)} for an input of shape {tuple(x.shape)}" if y.shape != x.shape else
+                   f"returns {y.dtype} for {x.dtype} input" if y.dtype != x.dtype else
+                   "returns NaN or infinite values for inputs in [-3, 3]" if not bool(torch.isfinite(y).all()) else None)
+        if problem is None:
+            z = x.clone()
+            entry.fn(z)
+            problem = "changes its input in place" if not torch.equal(z, x) else None
+        if problem:
+            raise SpecError(f"{study.source}: model.activation {name!r} {problem}; an activation maps a tensor to a new "
+                            "tensor of the same shape and dtype")
 
 
 def _check_initializers(study: Study, runs: list[Run]) -> None:
@@ -102,9 +133,18 @@ def _try_initializer(study: Study, initializer: str, init_params: dict[str, Any]
     params = {**init_params, **params}
     fwd = dense_forward(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)),
                         registry.get("activation", activation).fn)
+    shapes = [(3, 4), (2, 3)]
     try:
-        init_network(name, [(3, 4), (2, 3)], generator=torch.Generator().manual_seed(0),
-                     context={"activation": activation, "forward": fwd}, **params)
+        drawn = init_network(name, shapes, generator=torch.Generator().manual_seed(0),
+                             context={"activation": activation, "forward": fwd}, **params)
+        for (w, b), shape in zip(drawn, shapes):  # a plugin's draw: the layer's shapes, floating point
+            for t, want in ((w, shape), (b, shape[:1])):
+                if not isinstance(t, torch.Tensor) or tuple(t.shape) != want or not t.is_floating_point():
+                    got = f"shape {tuple(t.shape)} of {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+                    raise SpecError(f"{study.source}: model.initializer {initializer!r} draws {got} for a {want} "
+                                    "tensor; an initializer returns a floating-point tensor of the shape it is given")
+    except SpecError:
+        raise
     except PonderError as exc:
         raise SpecError(f"{study.source}: model.initializer {initializer!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001  (bad parameter values surface as arbitrary errors)
