@@ -174,3 +174,17 @@ def test_the_folklore_table_leaves_out_a_plugin_initializer_that_cannot_draw(tmp
 
     names = [r.name for r in near_zero_table()]
     assert "mine.integers" not in names and "torch.xavier_uniform" in names
+
+
+def test_a_plugin_without_readable_source_is_still_told_apart_by_its_code():
+    """A function defined in `python -c`, stdin or a REPL has no source to hash: its compiled code stands in, so an
+    edited function gets new run ids instead of reusing the old results."""
+    from ponder.registry import code_hash
+
+    def made(body: str):
+        scope: dict = {}
+        exec(compile(f"def act(x):\n    return {body}\n", "<stdin>", "exec"), scope)  # no file behind it
+        return scope["act"]
+
+    assert code_hash(made("x")) == code_hash(made("x"))
+    assert code_hash(made("x")) != code_hash(made("x * 0"))

@@ -178,6 +178,10 @@ def code_hash(fn: Callable[..., Any]) -> str:
             parts[1] = fh.read()
     except (OSError, TypeError):
         pass
+    if not parts[0] and hasattr(fn, "__code__"):  # defined in `python -c`, stdin or a REPL: no source to read, so
+        import marshal  # the compiled code stands for it (an edited function must not reuse the old runs)
+
+        parts.append(marshal.dumps(fn.__code__).hex())
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
