@@ -173,3 +173,11 @@ def test_python_doc_runs(make_study, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_a_study_object_is_stored_in_the_mode_it_was_loaded_in(tmp_path):
+    full, quick = ponder.load_study("quickstart"), ponder.load_study("quickstart", quick=True)
+    assert api._mode(quick, False) is True and api._mode(full, False) is False  # read back from the file
+    with pytest.raises(PonderError, match=r"quick=True, but this study was loaded without its \[quick\] overrides"):
+        ponder.run(full, store=tmp_path / "s.duckdb", quick=True, progress=False)  # refused before anything trains
+    assert not (tmp_path / "s.duckdb").exists()

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ponder.analysis import analyze
 from ponder.analysis.summary import load_context
+from ponder.errors import PonderError
 from ponder.export.frames import analysis_tables, json_columns
 from ponder.reporting import write_report
 from ponder.store import Store
@@ -61,6 +62,8 @@ def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", devic
     from ponder.runner import run_study
 
     spec = study if isinstance(study, Study) else load_study(study, quick=quick)
+    if isinstance(study, Study):
+        quick = _mode(study, quick)
     bar = _progress_bar() if progress else None
     try:
         with open_executor(executor, device=device, address=address) as ex, Store(store) as st:
@@ -203,6 +206,21 @@ def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", ou
 
 
 
+
+
+def _mode(study: Study, quick: bool) -> bool:
+    """Whether a Study object is its file's ``[quick]`` version, read back from the file: the stored plan is labelled
+    by it (``quick`` only decides where the file cannot, e.g. a study with no ``[quick]`` table)."""
+    try:
+        as_quick, as_full = (_load(study.source, quick=q) == study for q in (True, False))
+    except PonderError:  # no file behind it (built in code): the caller's word
+        return quick
+    if as_quick == as_full:
+        return quick
+    if quick and as_full:
+        raise PonderError(f"quick=True, but this study was loaded without its [quick] overrides; load it with "
+                          f"ponder.load_study({study.source!r}, quick=True), or pass its name or path with quick=True")
+    return as_quick
 
 
 def _check_stored(st: Store, study: Study | str | Path, name: str) -> None:
