@@ -211,8 +211,9 @@ def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", ou
 def _mode(study: Study, quick: bool) -> bool:
     """Whether a Study object is its file's ``[quick]`` version, read back from the file: the stored plan is labelled
     by it (``quick`` only decides where the file cannot, e.g. a study with no ``[quick]`` table)."""
+    source = study.source if Path(study.source).is_file() else study.source.removesuffix(".toml")  # a built-in: by name
     try:
-        as_quick, as_full = (_load(study.source, quick=q) == study for q in (True, False))
+        as_quick, as_full = (_load(source, quick=q) == study for q in (True, False))
     except PonderError:  # no file behind it (built in code): the caller's word
         return quick
     if as_quick == as_full:
