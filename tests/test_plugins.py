@@ -188,3 +188,22 @@ def test_a_plugin_without_readable_source_is_still_told_apart_by_its_code():
 
     assert code_hash(made("x")) == code_hash(made("x"))
     assert code_hash(made("x")) != code_hash(made("x * 0"))
+
+
+def test_a_module_factory_registered_without_module_true_is_told_so(tmp_path, make_study):
+    from ponder.errors import PonderError
+    from ponder.study import expand, load_study
+    from ponder.study.checks import check_plan
+
+    (tmp_path / "forgot.py").write_text(textwrap.dedent('''
+        import torch
+        import ponder
+
+        @ponder.register("model", "forgot.net", formula="Linear")
+        def net(in_shape, n_classes, *, width):
+            return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(n_classes))
+    '''))
+    study = load_study(make_study(seeds=2, tune=None, plugins=["forgot"], model__arch="forgot.net",
+                                  factors={"model.activation": ["relu", "tanh"]}))
+    with pytest.raises(PonderError, match=r"model 'forgot.net' does not build ponder's layers .*registered with module=True"):
+        check_plan(study, expand(study))

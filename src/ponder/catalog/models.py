@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ponder.errors import SpecError
+from ponder.errors import CatalogError, SpecError
 from ponder.registry import register
 
 __all__ = ["Layer", "build", "param_count", "flops_per_example", "is_classical", "is_module", "MODULE_SETTINGS",
@@ -138,7 +138,18 @@ def build(arch: str, sample_shape: tuple[int, ...], n_classes: int, *, depth: in
     """The layers of architecture ``arch`` for this data."""
     from ponder import registry
 
-    return registry.get("model", arch).fn(tuple(sample_shape), n_classes, depth=depth, width=width, kernel_size=kernel_size)
+    entry = registry.get("model", arch)
+    if not entry.plugin:
+        return entry.fn(tuple(sample_shape), n_classes, depth=depth, width=width, kernel_size=kernel_size)
+    try:  # a plugin model without module=True is held to the built-ins' contract: a tuple of Layers
+        layers = entry.fn(tuple(sample_shape), n_classes, depth=depth, width=width, kernel_size=kernel_size)
+    except TypeError as exc:
+        layers = exc
+    if not (isinstance(layers, tuple) and layers and all(isinstance(layer, Layer) for layer in layers)):
+        raise CatalogError(f"model {arch!r} does not build ponder's layers ({type(layers).__name__}: "
+                           f"{str(layers).splitlines()[0][:120] if isinstance(layers, Exception) else 'returned'}); "
+                           "a torch.nn.Module factory is registered with module=True")
+    return layers
 
 
 def param_count(layers: tuple[Layer, ...]) -> int:
