@@ -139,3 +139,19 @@ def test_metric_ranges_are_stored_with_the_plan_and_read_back():
     spec = json.loads(json.dumps(study.model_dump() | {"bounds": study.bounds}))  # as the store keeps it
     assert metric_bounds(spec, "ece") == (0.0, 1.0) and metric_bounds(spec, "loss") == (0.0, math.inf)
     assert metric_bounds({}, "accuracy") == (0.0, 1.0) and metric_bounds({}, "ece") is None  # stored before ranges
+
+
+def test_a_study_whose_every_run_failed_says_why_not_run_it_first(tmp_path, make_spec):
+    from ponder.errors import PonderError
+    from ponder.store import ChunkRows, RunRow
+
+    study = make_spec(seeds=2, tune=None, factors={"model.activation": ["relu", "tanh"]})
+    runs = expand(study)
+    with Store(tmp_path / "f.duckdb") as st:
+        st.save_plan(name=study.name, question=study.question, spec=study.model_dump(), source="my/tiny.toml",
+                     quick=False, runs=runs)
+        st.save_chunk(ChunkRows([RunRow(r.id, r.config.json(), "failed", "p", 1, error="RuntimeError: bad shape\nmore")
+                                 for r in runs]))
+        with pytest.raises(PonderError, match=r"all 4 runs failed \(the first: RuntimeError: bad shape\); fix the study "
+                                              r"and run it again \(ponder run my/tiny.toml\)"):
+            analyze(st, study.name)

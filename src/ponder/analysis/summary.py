@@ -190,7 +190,13 @@ def load_context(store: Store, name: str) -> Context:
     runs = store.runs(name)
     done = runs[runs["status"].isin(["ok", "diverged"])]
     if done.empty:
-        raise PonderError(f"study {name!r} has no finished runs in store {store.path!r}; run it first (ponder run {name})")
+        again = f"ponder run {study.get('source') or name}"
+        failed = runs[runs["status"] == "failed"]
+        if len(failed):  # it was run: say why nothing finished, not "run it first"
+            first = str(failed["error"].dropna().iloc[0]).splitlines()[0][:200] if failed["error"].notna().any() else "?"
+            raise PonderError(f"study {name!r} has no finished runs in store {store.path!r}: all {len(failed)} runs failed "
+                              f"(the first: {first}); fix the study and run it again ({again})")
+        raise PonderError(f"study {name!r} has no finished runs in store {store.path!r}; run it first ({again})")
     epochs = store.epochs(name)
     final = _with_metrics(_final_rows(done, epochs), store.evals(name), spec["metrics"])
     if metric_column(metric, "test") not in final:
