@@ -374,3 +374,20 @@ def test_aliases_warn_and_resolve():
     with pytest.warns(FutureWarning, match="torch.kaiming_normal"):
         w = ponder.init("he_normal", (4, 5), generator=g(1))
     assert torch.equal(w, ponder.init("torch.kaiming_normal", (4, 5), generator=g(1)))
+
+
+def test_ponder_init_takes_a_study_level_and_refuses_bad_arguments_in_one_sentence():
+    import ponder
+    from ponder.errors import CatalogError
+
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    written = ponder.init("caffe.gaussian(std=0.5)", (64, 32), generator=g())
+    assert torch.equal(written, ponder.init("caffe.gaussian", (64, 32), generator=g(), std=0.5))  # as a study writes it
+    for name, shape, needle in [("torch.kaiming_normal", (-1, 3), "shape must be positive whole numbers"),
+                                ("torch.kaiming_normal", "4,3", "shape must be positive whole numbers"),
+                                ("torch.kaiming_normal", (4, 2.5), "shape must be positive whole numbers"),
+                                (None, (4, 3), "named by a string")]:
+        with pytest.raises(CatalogError, match=needle):
+            ponder.init(name, shape, generator=g())
+    with pytest.raises(CatalogError, match="needs an explicit generator"):
+        ponder.init("torch.kaiming_normal", (4, 3))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import numbers
 import re
 from typing import Any, Sequence
 
@@ -158,12 +159,13 @@ def derive_seed(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
 
 
-def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
+def init(name: str, shape: Sequence[int], *, generator: torch.Generator | None = None,
          dtype: torch.dtype | None = None, **params: Any) -> torch.Tensor:
     """Draw one weight tensor of ``shape`` with layer initializer ``name``.
 
     Args:
-        name: A catalog initializer name (``ponder list initializers``).
+        name: A catalog initializer name (``ponder list initializers``), with parameters as a study writes them
+            (``"caffe.gaussian(std=0.5)"``) or as keywords.
         shape: Per-model weight shape in PyTorch layout.
         generator: The only source of randomness.
         dtype: Floating dtype of the result (None: float32).
@@ -172,7 +174,13 @@ def init(name: str, shape: Sequence[int], *, generator: torch.Generator,
     Returns:
         A new tensor of ``shape`` and ``dtype`` (the weight only, for entries that also set a bias).
     """
-    out = _call_layer(name, shape, generator=generator, dtype=dtype, **params)
+    if not isinstance(name, str):
+        raise CatalogError(f"an initializer is named by a string, e.g. 'torch.kaiming_normal' (got {name!r})")
+    if isinstance(shape, (str, bytes)) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                                                   for s in getattr(shape, "__iter__", lambda: [None])()):
+        raise CatalogError(f"shape must be positive whole numbers, e.g. (256, 128) (got {shape!r})")
+    base, written = parse_init(name)
+    out = _call_layer(base, shape, generator=generator, dtype=dtype, **written, **params)
     return out[0] if isinstance(out, tuple) else out
 
 
