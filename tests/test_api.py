@@ -181,3 +181,16 @@ def test_a_study_object_is_stored_in_the_mode_it_was_loaded_in(tmp_path):
     with pytest.raises(PonderError, match=r"quick=True, but this study was loaded without its \[quick\] overrides"):
         ponder.run(full, store=tmp_path / "s.duckdb", quick=True, progress=False)  # refused before anything trains
     assert not (tmp_path / "s.duckdb").exists()
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda s: ponder.load_study(ponder.load_study("quickstart")), "a Study is loaded already"),
+    (lambda s: ponder.load_study(42), "takes a built-in study's name or a .toml path (got int)"),
+    (lambda s: ponder.run("quickstart", store=s, memory="1GiB"), "memory is a budget in bytes"),
+    (lambda s: ponder.run("quickstart", store=s, memory=0), "memory is a budget in bytes"),
+    (lambda s: ponder.run("quickstart", store=s, progress="no"), "progress is True or False"),
+])
+def test_the_python_api_refuses_wrong_arguments_in_one_sentence(tmp_path, call, needle):
+    with pytest.raises(PonderError, match=needle):
+        call(tmp_path / "s.duckdb")
+    assert not (tmp_path / "s.duckdb").exists()

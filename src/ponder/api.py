@@ -33,6 +33,9 @@ _JSON_COLS = ["arm_json", "tuned_json", "config_json", "env_json"]
 
 def load_study(path_or_name: str | Path, *, quick: bool = False, seeds: int | None = None) -> Study:
     """Load and validate a study (built-in name or ``.toml`` path)."""
+    if not isinstance(path_or_name, (str, Path)):
+        raise PonderError(f"load_study takes a built-in study's name or a .toml path (got {type(path_or_name).__name__}"
+                          f"{'; a Study is loaded already: pass it to run, report or results' if isinstance(path_or_name, Study) else ''})")
     return _load(path_or_name, quick=quick, seeds=seeds)
 
 
@@ -61,6 +64,11 @@ def run(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", devic
     from ponder.executors import open_executor
     from ponder.runner import run_study
 
+    for flag, value in (("quick", quick), ("force", force), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise PonderError(f"{flag} is True or False (got {value!r})")
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < 1):
+        raise PonderError(f"memory is a budget in bytes, a positive whole number, e.g. 4 * 2**30 for 4 GiB (got {memory!r})")
     spec = study if isinstance(study, Study) else load_study(study, quick=quick)
     if isinstance(study, Study):
         quick = _mode(study, quick)
