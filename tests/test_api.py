@@ -185,7 +185,7 @@ def test_a_study_object_is_stored_in_the_mode_it_was_loaded_in(tmp_path):
 
 @pytest.mark.parametrize("call, needle", [
     (lambda s: ponder.load_study(ponder.load_study("quickstart")), "a Study is loaded already"),
-    (lambda s: ponder.load_study(42), "takes a built-in study's name or a .toml path (got int)"),
+    (lambda s: ponder.load_study(42), r"takes a built-in study's name or a \.toml path \(got int\)"),
     (lambda s: ponder.run("quickstart", store=s, memory="1GiB"), "memory is a budget in bytes"),
     (lambda s: ponder.run("quickstart", store=s, memory=0), "memory is a budget in bytes"),
     (lambda s: ponder.run("quickstart", store=s, progress="no"), "progress is True or False"),
