@@ -325,3 +325,15 @@ def test_a_study_where_most_runs_did_not_train_warns_before_anything_is_read(syn
     with synthetic_store(study, value) as st:
         an = analyze(st, "tiny")
     assert any(w.startswith("5 of the 6 runs at the chosen settings diverged or did not train") for w in an.warnings)
+
+
+def test_an_arm_whose_every_run_diverged_is_never_ranked_best(synthetic_store, make_spec):
+    study = make_spec(seeds=3, tune=None, factors={"model.activation": ["relu", "tanh"]})
+
+    def value(levels, tuned, seed):  # tanh diverges (scored at chance, 50%); relu ends below chance
+        return (0.4, 0.4, 0.45) if levels["model.activation"] == "relu" else (0.5, None, 0.5)
+
+    with synthetic_store(study, value) as st:
+        an = analyze(st, "tiny")
+    best = min(an.arms, key=lambda a: a.rank)
+    assert best.levels["model.activation"] == "relu" and best.n_diverged == 0

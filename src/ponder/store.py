@@ -122,6 +122,8 @@ class Store:
         self.read_only = read_only
         if self.path != ":memory:" and read_only and not Path(self.path).exists():
             raise NotFound(f"store {self.path!r} does not exist; run a study first (ponder run STUDY --store {self.path})")
+        if self.path != ":memory:" and not Path(self.path).parent.is_dir():
+            raise StoreError(f"store {self.path!r}: its folder {str(Path(self.path).parent)!r} does not exist; create it first")
         if self.path != ":memory:":
             _check_owned(self.path)
         self.con = _connect(self.path, read_only)

@@ -55,7 +55,8 @@ def _arms(ctx: Context, an: Analysis) -> list[str]:
     order = [arm for _, arm in sorted((key(json.loads(j)), arm) for arm, j in zip(first["arm"], first["arm_json"]))]
     an.arms = [_arm_result(ctx, arm, ctx.chosen[ctx.chosen["arm"] == arm]) for arm in order]
     sign = 1.0 if ctx.higher else -1.0
-    ranked = sorted(an.arms, key=lambda a: -sign * a.test.mean if np.isfinite(a.test.mean) else math.inf)
+    ranked = sorted(an.arms, key=lambda a: (a.n_diverged == a.n_runs,  # an arm that only diverged is never "best"
+                                            -sign * a.test.mean if np.isfinite(a.test.mean) else math.inf))
     for i, a in enumerate(ranked, 1):
         a.rank = i
     an.curves = _curves(ctx)
