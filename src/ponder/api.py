@@ -22,6 +22,7 @@ from ponder.export.frames import analysis_tables, json_columns
 from ponder.reporting import write_report
 from ponder.store import Store
 from ponder.study.spec import Study, load_study as _load
+from ponder.study.stored import check_stored
 
 if TYPE_CHECKING:
     from ponder.runner import StudyRun
@@ -205,7 +206,8 @@ def report(study: Study | str | Path, *, store: str | Path = "ponder.duckdb", ou
     name = _name(study)
     read_only = not write or (str(store) != ":memory:" and not Path(store).exists())  # a missing store: NotFound
     with Store(store, read_only=read_only) as st:
-        _check_stored(st, study, name)
+        if isinstance(study, Study) or str(study).endswith(".toml"):  # the version the store keeps, or refused
+            check_stored(study if isinstance(study, Study) else str(study), st.study(name), store=str(st.path))
         an = analyze(st, name)
         path = write_report(st, name, out, force=force, analysis=an) if write else None
     payload = an.to_json()
@@ -230,17 +232,6 @@ def _mode(study: Study, quick: bool) -> bool:
         raise PonderError(f"quick=True, but this study was loaded without its [quick] overrides; load it with "
                           f"ponder.load_study({study.source!r}, quick=True), or pass its name or path with quick=True")
     return as_quick
-
-
-def _check_stored(st: Store, study: Study | str | Path, name: str) -> None:
-    """A Study or a ``.toml`` path must be the version the store keeps: the report is of that version."""
-    from ponder.study.stored import check_stored
-
-    if isinstance(study, Study) or str(study).endswith(".toml"):
-        stored = st.study(name)
-        mine = study if isinstance(study, Study) else load_study(str(study), quick=bool(stored["quick"]))
-        check_stored(mine, stored, origin=str(study) if not isinstance(study, Study) else (study.source or name),
-                     store=str(st.path))
 
 
 def _name(study: Study | str | Path) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from ponder.analysis.stats import MIN_SEEDS, Comparison
+from ponder.study.keys import varied_keys
 
-__all__ = ["scope", "scope_short", "reference_sentence", "outcome_sentence", "ALPHA", "CHANCE_MARGIN"]
+__all__ = ["scope", "scope_short", "reference_sentence", "outcome_sentence", "ALPHA", "CHANCE_MARGIN", "UNTESTED"]
 
 ALPHA = 0.05
 CHANCE_MARGIN = 0.05  # a run "did not train" when its final training accuracy <= chance + 5 points
+UNTESTED = f"not tested against the best (fewer than {MIN_SEEDS} seeds)"  # what a '?' in the tables means
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -30,13 +32,8 @@ def _diff(metric: str, v: float) -> str:
     return f"{abs(100 * v):.1f} points" if metric == "accuracy" else f"{abs(v):.3f}"
 
 
-def _varied(spec: dict[str, Any]) -> set[str]:
-    """Every setting a factor varies, linked factors ("a+b") included."""
-    return {part for key in spec.get("factors", {}) for part in key.split("+")}
-
-
 def _model_words(spec: dict[str, Any], classical: bool) -> str:
-    m, factors = spec["model"], _varied(spec)
+    m, factors = spec["model"], varied_keys(spec.get("factors", {}))
     archs = [m["arch"]] if "model.arch" not in factors else None
     if archs is None:
         return "models of each architecture"
@@ -50,7 +47,7 @@ def _model_words(spec: dict[str, Any], classical: bool) -> str:
 
 
 def _lr_words(spec: dict[str, Any]) -> str:
-    t, tune, factors = spec["training"], spec.get("tune", {}), _varied(spec)
+    t, tune, factors = spec["training"], spec.get("tune", {}), varied_keys(spec.get("factors", {}))
     search = {k: v for k, v in spec.get("search", {}).items() if k not in ("draws", "seed")}
     if search:
         names = ", ".join(k.split(".", 1)[1].replace("lr", "learning rate").replace("_", " ") for k in search)
@@ -70,7 +67,7 @@ def scope(spec: dict[str, Any], seeds: int, *, classical: bool = False) -> str:
     ``classical``: the study's (fixed) architecture is the classic pipeline, which has no depth,
     width, optimizer or epochs.
     """
-    ds, t, factors = spec["dataset"], spec["training"], _varied(spec)
+    ds, t, factors = spec["dataset"], spec["training"], varied_keys(spec.get("factors", {}))
     data = "each dataset" if "dataset.name" in factors else ds["name"]
     if "dataset.train_size" in factors:
         data += " (training set size varied)"
@@ -92,7 +89,7 @@ def scope(spec: dict[str, Any], seeds: int, *, classical: bool = False) -> str:
 
 def scope_short(spec: dict[str, Any], *, classical: bool = False) -> str:
     """Where the answer holds, in a few words: "on mnist1d mlps (2 hidden layers)", "for mlps on each dataset"."""
-    ds, m, factors = spec["dataset"], spec["model"], _varied(spec)
+    ds, m, factors = spec["dataset"], spec["model"], varied_keys(spec.get("factors", {}))
     varied = "dataset.name" in factors
     if "model.arch" in factors:
         return "on each dataset" if varied else f"on {ds['name']}"

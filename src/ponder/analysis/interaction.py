@@ -18,6 +18,7 @@ import pandas as pd
 from ponder.analysis.stats import MIN_SEEDS, holm, level_order, paired
 
 from ponder.analysis.answer import ALPHA
+from ponder.study.keys import short_key
 
 __all__ = ["Condition", "interactions"]
 
@@ -41,11 +42,6 @@ class Condition:
         return "(best)" if level == self.best else "*" if level in self.tied else "?" if level in self.untested else ""
 
 
-def _key(key: str) -> str:
-    """A factor key without its section: ``model.depth`` -> ``depth``, linked ``a.x+b.y`` -> ``x+y``."""
-    return "+".join(part.split(".", 1)[-1] for part in key.split("+"))
-
-
 def _short(v) -> str:
     if isinstance(v, list):
         return "+".join(_short(x) for x in v)
@@ -58,7 +54,7 @@ def interactions(chosen: pd.DataFrame, factors: dict[str, list], focus: str, cha
     others = [k for k in factors if k != focus]
     levels = chosen["arm_json"].map(json.loads)
     df = chosen.assign(_focus=[_short(lv[focus]) for lv in levels],
-                       _cond=[", ".join(f"{_key(k)}={_short(lv[k])}" for k in others) for lv in levels])
+                       _cond=[", ".join(f"{short_key(k)}={_short(lv[k])}" for k in others) for lv in levels])
     conds = []
     rank = {_short(v): i for i, v in enumerate(factors.get(focus, []))}
     key = level_order({k: factors[k] for k in others})  # conditions in the study's level order

@@ -7,6 +7,7 @@ masks, so comparisons pair runs by seed.
 from __future__ import annotations
 
 import gc
+import json
 import math
 from dataclasses import dataclass
 
@@ -120,7 +121,6 @@ def wilcoxon_floor(n: int) -> float:
 def level_order(factors: dict[str, list]):
     """Sort key for an arm's levels ``{factor: level}``: the study's own order of each factor's levels, factor
     by factor (widths 16, 64, 256, not the text order 16, 256, 64); a level the study does not list goes last."""
-    import json
 
     def text(v) -> str:
         return json.dumps(v, sort_keys=True, default=str)

@@ -13,6 +13,7 @@ import math
 
 from ponder.analysis.factors import FactorEffect, InteractionTest, Trend
 from ponder.analysis.stats import wilcoxon_floor
+from ponder.study.keys import short_key as _short
 
 __all__ = ["factor_sentence", "interaction_sentence", "headline", "trend_sentence", "ci_meaningful",
            "min_seeds_for_significance", "POINTS_METRICS"]
@@ -59,11 +60,6 @@ def min_seeds_for_significance(alpha: float = 0.05) -> int:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _short(factor: str) -> str:
-    """'model.depth' -> 'depth'; a linked 'model.activation+model.initializer' -> 'activation+initializer'."""
-    return "+".join(part.split(".", 1)[-1] for part in factor.split("+"))
 
 
 def _at(factor: str, level: str) -> str:

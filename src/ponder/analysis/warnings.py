@@ -69,7 +69,7 @@ def study_warnings(ctx: "Context", an: "Analysis") -> list[str]:
     failed = int(((c["status"] == "diverged") | no_train).sum()) if ctx.chance else 0
     if runs and failed * 2 > runs:  # the answer then ranks failures: say so before any number is read
         out.append(f"{failed} of the {runs} runs at the chosen settings diverged or did not train (training accuracy "
-                   "within 5 points of chance): the comparison is mostly between failures; fix the setup (learning "
+                   f"within {100 * CHANCE_MARGIN:.0f} points of chance): the comparison is mostly between failures; fix the setup (learning "
                    "rate, epochs, initializer) before reading the answer")
     tuned = {a.arm: a.tuned for a in an.arms}
     out += edge_warnings(ctx.spec.get("tune", {}), tuned)

@@ -108,8 +108,10 @@ def report(study: str = typer.Argument(..., help="Study name in the store, or it
     from ponder.store import Store
 
     with Store(store, read_only=True) as st:
-        if study.endswith(".toml"):
-            _same_as_stored(st, study, name)
+        if study.endswith(".toml"):  # the report reads the stored version: refuse a file that now says otherwise
+            from ponder.study.stored import check_stored
+
+            check_stored(study, st.study(name), store=str(st.path))
         if fmt in ("md", "json"):
             _print_analysis(st, name, fmt)
             return
@@ -121,15 +123,6 @@ def report(study: str = typer.Argument(..., help="Study name in the store, or it
         import webbrowser
 
         webbrowser.open(path.resolve().as_uri())
-
-
-def _same_as_stored(st, path: str, name: str) -> None:
-    """A report reads the study as its last ``ponder run`` stored it: refuse a file that now says otherwise."""
-    from ponder.study import load_study
-    from ponder.study.stored import check_stored
-
-    stored = st.study(name)
-    check_stored(load_study(path, quick=bool(stored["quick"])), stored, origin=path, store=str(st.path))
 
 
 def _print_analysis(st, name: str, fmt: str) -> None:

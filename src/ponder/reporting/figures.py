@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 from ponder.analysis import Analysis
+from ponder.analysis.answer import UNTESTED
 from ponder.reporting import plots
+from ponder.study.keys import short_key
 
 __all__ = ["Figure", "FIGURES", "draw_figures"]
 
@@ -44,9 +46,9 @@ def _factors(an: Analysis) -> dict:
 
 
 def _interaction_caption(an: Analysis) -> str:
-    return (f"Interaction: mean test accuracy of each {'+'.join(p.split('.', 1)[-1] for p in an.focus.split('+'))} (rows) in each condition of the other "
+    return (f"Interaction: mean test accuracy of each {short_key(an.focus)} (rows) in each condition of the other "
             "factors (columns); '(best)' marks the best level, '*' the levels tied with it"
-            + (", '?' the levels not tested against it (fewer than 3 seeds)." if any(c.untested for c in an.conditions) else "."))
+            + (f", '?' the levels {UNTESTED}." if any(c.untested for c in an.conditions) else "."))
 
 
 def _propagation_caption(an: Analysis) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ponder import __version__
 from ponder.analysis import fingerprint as analysis_fingerprint
+from ponder.analysis.answer import UNTESTED
 from ponder.errors import PonderError
 from ponder.reporting import memo
 from ponder.reporting.index import write_index
@@ -21,6 +22,7 @@ from ponder.reporting.markdown import summary_markdown
 from ponder.reporting.ownership import check_report_target, claim
 from ponder.reporting.render import render
 from ponder.reporting.tables import pct, pval, shift_grid
+from ponder.study.keys import varied_keys
 
 if TYPE_CHECKING:
     from ponder.analysis import Analysis
@@ -121,7 +123,7 @@ def _unchanged(folder: Path, fingerprint: str) -> dict | None:
 def fixed_settings(spec: dict) -> dict[str, dict]:
     """The dataset, model and training settings every run shares: the study file's values less the keys that a
     factor varies, or that are tuned or searched per arm (those are in the design table, not fixed)."""
-    varied = {part for key in spec.get("factors", {}) for part in key.split("+")}
+    varied = varied_keys(spec.get("factors", {}))
     varied |= set(spec.get("tune", {})) | {k for k in spec.get("search", {}) if k not in ("draws", "seed")}
     return {section: {k: v for k, v in spec.get(section, {}).items() if f"{section}.{k}" not in varied}
             for section in ("dataset", "model", "training")}
@@ -155,7 +157,7 @@ def study_html(an: Analysis, *, figures: list[dict[str, str]], command: str, fol
     envs = an.finals["env_json"].dropna()
     env = json.loads(envs.iloc[0]) if len(envs) else {}
     shift_cols, shift_rows = shift_grid(an)
-    return render("study.html", fixed=fixed_settings(an.study["spec"]), shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"), study=an.study,
+    return render("study.html", fixed=fixed_settings(an.study["spec"]), untested=UNTESTED, shift_cols=shift_cols, shift_rows=shift_rows, nan=float("nan"), study=an.study,
                   spec=an.study["spec"], an=an, arms=sorted(an.arms, key=lambda a: a.rank), figures=figures, fmt=fmt,
                   fmtd=fmtd, pct=pct, p=pval, env=json.dumps(env), folklore=_folklore(an) if folklore is _COMPUTE else folklore, sigma=an.sigma_w2,
                   anchors=_anchors(an.study["name"]), command=command)

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import json
 
+from ponder.analysis.answer import UNTESTED
 from ponder.escape import md, md_cell
 from ponder.reporting.tables import pct, pval, shift_grid
+from ponder.study.keys import short_key
 
 if TYPE_CHECKING:
     from ponder.analysis import Analysis
@@ -55,12 +57,11 @@ def _interaction(an: Analysis) -> list[str]:
     if not an.conditions:
         return []
     lines = ["", f"## Interaction: {md(an.focus)} across conditions", "", md(an.interaction), ""]
-    focus = "+".join(part.split(".", 1)[-1] for part in an.focus.split("+"))  # a linked focus: each part's name
-    lines += _header(md_cell(focus), *(md_cell(c.label) for c in an.conditions))
+    lines += _header(md_cell(short_key(an.focus)), *(md_cell(c.label) for c in an.conditions))
     for lvl in dict.fromkeys(k for c in an.conditions for k in c.levels):
         cells = [f"{pct(c.levels.get(lvl, float('nan')))} {md_cell(c.mark(lvl))}".rstrip() for c in an.conditions]
         lines.append(_row(md_cell(lvl), *cells))
-    untested = "; ?: not tested against the best (fewer than 3 seeds)" if any(c.untested for c in an.conditions) else ""
+    untested = f"; ?: {UNTESTED}" if any(c.untested for c in an.conditions) else ""
     return lines + ["", f"(best): highest mean; \\*: not significantly worse than the best in that column (seed-paired "
                         f"t-test, Holm-corrected within the column){untested}."]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.study.config import ENGINE_VERSION, PER_MODEL_KEYS, RunConfig
+from ponder.study.keys import short_key
 from ponder.study.spec import SECTIONS, Study
 
 __all__ = ["ENGINE_VERSION", "Arm", "Run", "Population", "expand", "populations", "run_id", "PER_MODEL_KEYS"]
@@ -33,7 +34,7 @@ class Arm:
     def label(self) -> str:
         if not self.levels:
             return "baseline"
-        return ", ".join(f"{_short_key(k)}={_short(v)}" for k, v in self.levels)
+        return ", ".join(f"{short_key(k)}={_short(v)}" for k, v in self.levels)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.levels}
@@ -45,10 +46,6 @@ class Arm:
             keys = key.split("+")
             out += list(zip(keys, value)) if len(keys) > 1 else [(key, value)]
         return out
-
-
-def _short_key(key: str) -> str:
-    return "+".join(k.split(".", 1)[1] for k in key.split("+"))
 
 
 def _short(v: Any) -> str:

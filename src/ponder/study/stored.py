@@ -7,15 +7,20 @@ import json
 from typing import Any
 
 from ponder.errors import PonderError
-from ponder.study.spec import Study
+from ponder.study.spec import Study, load_study
 
 __all__ = ["check_stored"]
 
 
-def check_stored(study: Study, stored: dict[str, Any], *, origin: str, store: str) -> None:
-    """Refuse to report ``study`` (from ``origin``) when the store keeps it otherwise (``stored``: the store's
-    study record): another focus, question, factor or seed count would be reported under the file's name as the
-    stored version. The fix is a ``ponder run``, which stores the new version and trains only what is missing."""
+def check_stored(study: Study | str, stored: dict[str, Any], *, store: str) -> None:
+    """Refuse to report ``study`` (a Study, or a ``.toml`` path read in the stored mode, quick or full) when the
+    store keeps it otherwise (``stored``: the store's study record): another focus, question, factor or seed count
+    would be reported under the file's name as the stored version. The fix is a ``ponder run``, which stores the
+    new version and trains only what is missing."""
+    if isinstance(study, Study):
+        origin = study.source or study.name
+    else:
+        origin, study = study, load_study(study, quick=bool(stored["quick"]))
     canon = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731
     mine = json.loads(canon(study.model_dump()))  # as the store keeps it: tuples as lists
     changed = sorted(k for k in mine if k != "source" and canon(mine[k]) != canon(stored["spec"].get(k)))

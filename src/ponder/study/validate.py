@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ponder import registry
 from ponder.errors import SpecError
+from ponder.study.keys import varied_keys
 from ponder.study.spec import SEARCH_KEYS, SECTIONS, Study
 
 __all__ = ["validate", "check_quick", "SEARCH_DISTS", "split_key"]
@@ -117,7 +118,7 @@ def _check_overlap(study: Study) -> list[str]:
                 return [f"{part} is set in two factors, {seen[part]!r} and {key!r}; each setting may appear in one "
                         "factor (link its levels with the other setting's in one \"a+b\" factor)"]
             seen[part] = key
-    keys = {"factors": {k for key in study.factors for k in key.split("+")}, "tune": set(study.tune),
+    keys = {"factors": varied_keys(study.factors), "tune": set(study.tune),
             "search": {k for k in study.search if k not in SEARCH_KEYS}}
     both = (keys["factors"] & keys["tune"]) | (keys["factors"] & keys["search"]) | (keys["tune"] & keys["search"])
     if both:
@@ -186,7 +187,7 @@ def _check_combinations(study: Study) -> list[str]:
                             f"use a batch size of at most {size}")
     if study.reference is not None:
         problems += _check_reference(study)
-    if not {"dataset.name", "dataset.options"} & {k for key in study.factors for k in key.split("+")}:
+    if not {"dataset.name", "dataset.options"} & varied_keys(study.factors):
         from ponder.catalog.datasets.base import check_options  # options checked by their names here, values on run
 
         try:

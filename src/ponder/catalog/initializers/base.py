@@ -176,8 +176,8 @@ def init(name: str, shape: Sequence[int], *, generator: torch.Generator | None =
     """
     if not isinstance(name, str):
         raise CatalogError(f"an initializer is named by a string, e.g. 'torch.kaiming_normal' (got {name!r})")
-    if isinstance(shape, (str, bytes)) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-                                                   for s in getattr(shape, "__iter__", lambda: [None])()):
+    dims = [None] if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__") else list(shape)
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in dims):
         raise CatalogError(f"shape must be positive whole numbers, e.g. (256, 128) (got {shape!r})")
     base, written = parse_init(name)
     out = _call_layer(base, shape, generator=generator, dtype=dtype, **written, **params)

@@ -16,6 +16,7 @@ matplotlib.rcParams["svg.hashsalt"] = "ponder"  # SVG element ids from a fixed s
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ponder.escape import mpl as text  # noqa: E402
+from ponder.study.keys import short_key  # noqa: E402  (re-exported for the plots)
 
 __all__ = ["PALETTE", "STYLES", "plt", "save", "style", "text", "short_key", "level_label", "settings_label"]
 
@@ -44,12 +45,6 @@ def save(fig, path: Path, dpi: int) -> Path:
 def style(i: int) -> dict:
     """Colour and line style of the ``i``-th line: the palette first, then the next dash pattern."""
     return {"color": PALETTE[i % len(PALETTE)], "linestyle": STYLES[(i // len(PALETTE)) % len(STYLES)]}
-
-
-def short_key(key: str) -> str:
-    """``"model.initializer"`` -> ``"initializer"``: a dotted spec key without its section (each part of a linked
-    key: ``"training.loss+training.batch_size"`` -> ``"loss+batch_size"``)."""
-    return "+".join(part.split(".", 1)[-1] for part in key.split("+"))
 
 
 def level_label(value: Any) -> str:
